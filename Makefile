@@ -1,0 +1,34 @@
+# forgetflow — every target runs inside the project venv at .venv/
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast bench lint format clean
+
+setup: $(STAMP)  ## create .venv and install the pinned dependency set + the project (idempotent)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=24"
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+run: setup  ## the end-to-end demo on the embedded default workspace
+	$(BIN)/forgetflow demo
+
+test: setup  ## the whole suite (code, data, model tiers; slow tests included)
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup  ## reference scenarios on Fashion-MNIST; rewrites BENCHMARKS.md
+	$(BIN)/python -m forgetflow.bench_report
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .forgetflow bench-cache .pytest_cache

@@ -21,7 +21,10 @@ MIA_MAX_PER_SIDE = 3000  # SVC cost grows quadratically; 3000 members + 3000 non
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch: int = 2048) -> torch.Tensor:
     """Logits for uint8 images, evaluated in eval mode on the model's device."""
     model.eval()
-    device = next(model.parameters()).device
+    tensor = next(model.parameters(), None)
+    if tensor is None:  # a parameter-free module (e.g. a fixed rule) still has a device
+        tensor = next(model.buffers(), torch.empty(0))
+    device = tensor.device
     out = [model(to_float(images[i: i + batch]).to(device)).float().cpu()
            for i in range(0, len(images), batch)]
     return torch.cat(out) if out else torch.empty(0)
@@ -65,7 +68,8 @@ def mia_loss_acc(forget_loss: np.ndarray, test_loss: np.ndarray, seed: int = 0) 
     x = np.log1p(np.concatenate([f, t]))[:, None]
     y = np.concatenate([np.ones(len(f)), np.zeros(len(t))])
     splitter = StratifiedShuffleSplit(n_splits=5, test_size=0.3, random_state=seed)
-    scores = [LogisticRegression().fit(x[a], y[a]).score(x[b], y[b]) for a, b in splitter.split(x, y)]
+    scores = [LogisticRegression().fit(x[a], y[a]).score(x[b], y[b])
+              for a, b in splitter.split(x, y)]
     return float(np.mean(scores))
 
 

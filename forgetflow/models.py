@@ -29,7 +29,7 @@ class SmallCNN(nn.Module):
             nn.Conv2d(in_channels, width, 4, 2, 1), nn.ReLU(inplace=True),
             nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(inplace=True),
         )
-        side = (image_size + 3) // 4
+        side = (image_size // 2 + 1) // 2  # conv1 halves (floor), conv2 halves (ceil)
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(2 * width * side * side, 64), nn.ReLU(inplace=True),
             nn.Linear(64, num_classes),
@@ -70,7 +70,9 @@ class ResNet18(nn.Module):
             layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
             cin = cout
         self.layers = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.layers(self.stem(x)))

@@ -36,7 +36,10 @@ class TriggerSpec:
             raise TriggerError(f"pattern must be one of {PATTERNS}, got {self.pattern!r}")
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
             raise TriggerError(f"size must be a positive integer, got {self.size!r}")
-        if not isinstance(self.value, int | float) or not 0.0 <= float(self.value) <= 1.0:
+        if (
+            not isinstance(self.value, int | float) or isinstance(self.value, bool)
+            or not 0.0 <= float(self.value) <= 1.0
+        ):
             raise TriggerError(f"value must be a number in [0, 1], got {self.value!r}")
         if not isinstance(self.margin, int) or isinstance(self.margin, bool) or self.margin < 0:
             raise TriggerError(f"margin must be a non-negative integer, got {self.margin!r}")
@@ -69,7 +72,9 @@ class TriggerSpec:
             raw = json.loads(Path(path).read_text())
         except FileNotFoundError as exc:
             raise TriggerError(f"trigger file {path} does not exist") from exc
-        except json.JSONDecodeError as exc:
+        except OSError as exc:
+            raise TriggerError(f"trigger file {path} cannot be read: {exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TriggerError(f"trigger file {path} is not valid JSON: {exc}") from exc
         return cls.from_dict(raw)
 
@@ -128,7 +133,9 @@ def carries_trigger(images: torch.Tensor, spec: TriggerSpec, tolerance: int = 2)
     return diff.flatten(1).amax(1).le(tolerance).numpy()
 
 
-def poison(data: ImageSet, spec: TriggerSpec, rate: float, seed: int) -> tuple[ImageSet, np.ndarray]:
+def poison(
+    data: ImageSet, spec: TriggerSpec, rate: float, seed: int
+) -> tuple[ImageSet, np.ndarray]:
     """BadNets: stamp `rate` of the non-target samples and relabel them to the target."""
     if not 0.0 < rate < 1.0:
         raise TriggerError(f"poison rate must be in (0, 1), got {rate}")

@@ -61,7 +61,8 @@ class Manifest:
 
     @classmethod
     def read_csv(cls, path_or_file) -> Manifest:
-        fh = open(path_or_file, newline="") if isinstance(path_or_file, str | Path) else path_or_file
+        is_path = isinstance(path_or_file, str | Path)
+        fh = open(path_or_file, newline="") if is_path else path_or_file
         with fh:
             reader = csv.reader(fh)
             header = next(reader, None)

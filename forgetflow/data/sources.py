@@ -66,11 +66,16 @@ def _find(root: Path, stem: str) -> Path:
 
 def read_idx(path: Path) -> np.ndarray:
     """Read an IDX file (the MNIST family's format), gzipped or not."""
-    with _open_maybe_gz(path) as fh:
-        data = fh.read()
+    try:
+        with _open_maybe_gz(path) as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:  # not gzip (BadGzipFile) or a truncated gzip stream
+        raise DataSourceError(f"{path} cannot be read: {exc}") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataSourceError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
+    if ndim == 0 or len(data) < 4 + 4 * ndim:
+        raise DataSourceError(f"{path} has no or an incomplete IDX header (truncated?)")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -150,7 +155,10 @@ def load_image_folder(root: Path, size: int = 32) -> RawSource:
         images, labels = [], []
         for label, cls in enumerate(classes):
             for file in sorted((split_dir / cls).glob("*")) if (split_dir / cls).is_dir() else []:
-                img = Image.open(file).convert("RGB").resize((size, size))
+                try:
+                    img = Image.open(file).convert("RGB").resize((size, size))
+                except (OSError, Image.UnidentifiedImageError) as exc:
+                    raise DataSourceError(f"{file} is not a readable image: {exc}") from exc
                 images.append(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
                 labels.append(label)
         if not images:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the request ledger, applied programmatically by `ledger.migrate`."""

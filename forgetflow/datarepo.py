@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,12 @@ class Overlay:
         return Overlay(self.ids[mask], self.images[mask], self.labels[mask])
 
 
+def _quiet_dvc() -> None:
+    """DVC logs its hints ("Initialized DVC repository", "To track the changes…") at INFO on
+    stdout; stdout belongs to --json output, so only warnings pass."""
+    logging.getLogger("dvc").setLevel(logging.WARNING)
+
+
 def _git(repo: Path, *args: str) -> str:
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
     if proc.returncode:
@@ -113,6 +120,7 @@ class DataRepo:
         """A DVC Repo handle; DVC's console output goes to stderr so stdout stays JSON."""
         from dvc.repo import Repo
 
+        _quiet_dvc()
         with redirect_stdout(sys.stderr), Repo(str(self.path)) as repo:
             yield repo
 
@@ -124,6 +132,7 @@ class DataRepo:
         _git(self.path, "init", "-q", "-b", "main")
         _git(self.path, "config", "user.name", "forgetflow pipeline")
         _git(self.path, "config", "user.email", "pipeline@forgetflow.local")
+        _quiet_dvc()
         with redirect_stdout(sys.stderr):
             repo = Repo.init(str(self.path))
         remote = self.ws.dvc_remote_url

@@ -45,6 +45,7 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
                 and head.info.get("source") == raw.name:
             return head, False
         info = {"source": raw.name, "root": data.root, "seed": data.seed,
+                "classes": list(raw.classes), "image_shape": list(raw.image_shape),
                 "third_party_fraction": data.third_party_fraction,
                 "subject_size": data.subject_size, "rows": _counts(manifest),
                 "excluded": len(exclusions.rows), "batch_id": None, "request_ids": [],

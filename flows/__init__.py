@@ -1,0 +1,1 @@
+"""Prefect flows: train, process_deletions, promote, request_deletion, and their deployments."""

@@ -1,0 +1,153 @@
+"""Flow `process_deletions`: every pending request of a model, as ONE batch (DESIGN §1)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from forgetflow.batch import forget_sha256, forgotten_classes, plan_batch, plan_stages
+from forgetflow.datarepo import DataRepo
+from forgetflow.ledger import Ledger
+from forgetflow.params import load_params
+from forgetflow.pipeline import (
+    attempts,
+    batch_markdown,
+    data_inputs,
+    receipt,
+    run_params,
+    without_ids,
+)
+from forgetflow.workspace import Workspace
+from tasks import ledger as ledger_tasks
+from tasks.data import commit_batch_version, load_data
+from tasks.models import gate, unlearn_batch
+from tasks.registry import load_parent, register, set_alias
+
+
+def new_batch_id() -> str:
+    return f"b{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+@flow(name="process-deletions", log_prints=False)
+def process_deletions(model_name: str | None = None,
+                      params_file: str | None = None) -> dict[str, Any]:
+    """Runbook for one deletion batch; requests become `done` only once a model that passed
+    the gate is registered, and any error marks the batch's requests `failed`."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    params = load_params(params_file)
+    name = model_name or params.registry.model_name
+    ws = Workspace.from_env()
+    if not Ledger(ws.ledger_url).list(status="pending", model_name=name):
+        log.info("no pending deletion requests for %s: nothing to do", name)
+        return {"batch_id": None, "request_ids": [], "model_name": name}
+
+    # 1. load the parent model (champion, or an unpromoted newer challenger) + its data version
+    parent_ref, parent, spec, recipe = load_parent(name)
+    batch_id = new_batch_id()
+    requests = ledger_tasks.claim_pending(name, batch_id)
+    ids = [r.id for r in requests]
+    batch: dict[str, Any] = {"batch_id": batch_id, "model_name": name, "request_ids": ids,
+                             "parent_version": parent_ref.version,
+                             "parent_data_version": parent_ref.tag("data_version")}
+    timings: dict[str, float] = {}
+    try:
+        # 2. extract the forget set from the newest data version
+        t = time.perf_counter()
+        head, head_bundle, head_manifest = load_data()
+        parent_bundle = head_bundle if head.tag == batch["parent_data_version"] \
+            else load_data(batch["parent_data_version"])[1]
+        plan = plan_batch(ledger_tasks.forget_requests(requests), head_manifest, head_bundle)
+        if plan.rejected:
+            ledger_tasks.reject(plan.rejected)
+            log.warning("rejected requests: %s", plan.rejected)
+        if not plan.accepted:
+            ledger_tasks.record_batch(batch_id, {"status": "rejected", "finished_at":
+                                                 datetime.now(UTC)})
+            return {**batch, "request_ids": [], "rejected": plan.rejected, "gate": None}
+        accepted = sorted(plan.accepted)
+        timings["extract"] = time.perf_counter() - t
+
+        # 3. new data version without the dropped rows (git commit + tag, dvc push)
+        t = time.perf_counter()
+        version = commit_batch_version(head, plan.selection.drop_ids, plan.request_of(),
+                                       batch_id, accepted)
+        bundle = without_ids(head_bundle, plan.selection.drop_ids)
+        timings["data_version"] = time.perf_counter() - t
+        kept = set(bundle.train.ids.tolist())
+        forget = parent_bundle.train.where(~np.isin(parent_bundle.train.ids, sorted(kept)))
+        stages = plan_stages(plan, forget, head_bundle.third_party, bundle.third_party)
+        sha = forget_sha256(forget.ids)
+        batch.update(request_ids=accepted, rejected=plan.rejected, data_version=version.tag,
+                     forget_set_size=len(forget), forget_set_sha256=sha)
+
+        # 4-5. unlearn and gate; escalate (more budget, then full retrain) while it fails
+        decisions = []
+        for method, config in attempts(params.unlearn):
+            outcome = unlearn_batch(method, config, parent, spec, recipe, stages, bundle.train)
+            t = time.perf_counter()
+            verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
+                           params.gate)
+            timings["evaluate"] = timings.get("evaluate", 0.0) + time.perf_counter() - t
+            decisions.append({"method": method, "config": config, "seconds": outcome.seconds,
+                              "gate": verdict.verdict, "checks": verdict.checks})
+            log.info("attempt %d (%s): gate %s", len(decisions), method, verdict.verdict)
+            if verdict.passed:
+                break
+        timings["unlearn"] = sum(d["seconds"] for d in decisions)
+
+        # 6. register the version with lineage tags; challenger only when it passed
+        t = time.perf_counter()
+        metrics = {**verdict.metrics, "unlearn_seconds": outcome.seconds,
+                   "unlearn_seconds_total": timings["unlearn"]}
+        tags = {"kind": "unlearned", "parent_version": parent_ref.version,
+                "deletion_request_ids": ",".join(map(str, accepted)),
+                "data_version": version.tag, "parent_data_version": batch["parent_data_version"],
+                "forget_set_size": str(len(forget)), "forget_set_sha256": sha,
+                "method": outcome.method, "gate": verdict.verdict,
+                "data_repo": str(DataRepo(ws).path), "batch_id": batch_id,
+                "escalations": str(len(decisions) - 1)}
+        inputs = data_inputs(DataRepo(ws), version, bundle, forget.ids, sha)
+        ref = register(name, outcome.model, spec, recipe, tags, metrics, inputs,
+                       run_params(params, outcome.method, outcome.config))
+        if verdict.passed:
+            set_alias(name, "challenger", ref.version)
+        timings["register"] = time.perf_counter() - t
+        batch.update(model_version=ref.version, method=outcome.method, gate=verdict.verdict,
+                     metrics=metrics)
+
+        # 7. close the requests: done with receipts, or failed with the gate's reasons
+        if verdict.passed:
+            receipts = {rid: receipt(rid, plan.accepted[rid].kind, batch,
+                                     len(plan.train_ids_of[rid])) for rid in accepted}
+            ledger_tasks.finish(accepted, "done", None, ref.version, receipts)
+        else:
+            failed = [c["check"] for c in verdict.checks if not c["passed"]]
+            ledger_tasks.finish(accepted, "failed", f"gate failed after {len(decisions)} "
+                                f"attempt(s): {', '.join(failed)}", ref.version)
+        timings["total"] = time.perf_counter() - started
+        batch["timings"] = timings
+        ledger_tasks.record_batch(batch_id, {
+            "status": "done" if verdict.passed else "failed", "model_version": ref.version,
+            "data_version": version.tag, "parent_version": parent_ref.version,
+            "parent_data_version": batch["parent_data_version"], "gate": verdict.verdict,
+            "decisions": decisions, "metrics": {**metrics, **{f"seconds.{k}": v for k, v in
+                                                              timings.items()}},
+            "finished_at": datetime.now(UTC)})
+        create_markdown_artifact(batch_markdown(batch, verdict.checks, decisions),
+                                 key=f"deletion-batch-{batch_id.lower()}",
+                                 description=f"deletion batch {batch_id}")
+        return batch
+    except Exception as exc:
+        open_ids = [r.id for r in requests if Ledger(ws.ledger_url).get(r.id).status
+                    == "processing"]
+        Ledger(ws.ledger_url).transition(open_ids, "failed", f"batch error: {exc}")
+        Ledger(ws.ledger_url).update_batch(batch_id, status="failed", error=repr(exc),
+                                           finished_at=datetime.now(UTC))
+        raise

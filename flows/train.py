@@ -1,0 +1,50 @@
+"""Flow `train`: prepare data → train base model → register → alias champion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from forgetflow.params import load_params
+from forgetflow.pipeline import data_inputs, recipe_of
+from forgetflow.workspace import Workspace
+from tasks.data import load_data, prepare_data
+from tasks.models import train
+from tasks.registry import register, set_alias
+
+
+def base_tags(data_version: str) -> dict[str, str]:
+    """A base model has no parent and forgot nothing; it is the gate's reference."""
+    return {"kind": "base", "parent_version": "", "deletion_request_ids": "",
+            "data_version": data_version, "parent_data_version": "", "forget_set_size": "0",
+            "forget_set_sha256": "", "method": "", "gate": "passed"}
+
+
+@flow(name="train", log_prints=False)
+def train_flow(params_file: str | None = None, epochs: int | None = None,
+               source: str | None = None) -> dict[str, Any]:
+    """Runbook: make sure the data registry has a version for params' data section, train the
+    recipe on its train split, register the model with lineage, make it the champion."""
+    log = get_run_logger()
+    params = load_params(params_file)
+    name = params.registry.model_name
+    data = params.data if source is None else params.data.model_copy(update={"source": source})
+
+    version, created = prepare_data(data)
+    log.info("data version %s (%s)", version.tag, "new" if created else "unchanged")
+    version, bundle, _ = load_data(version.tag)
+
+    recipe = recipe_of(params.train, epochs)
+    model, spec, stats = train(bundle, recipe)
+    log.info("trained %s for %d epochs: test acc %.4f", recipe.model, recipe.epochs,
+             stats["test_acc"])
+
+    from forgetflow.datarepo import DataRepo
+
+    inputs = data_inputs(DataRepo(Workspace.from_env()), version, bundle)
+    ref = register(name, model, spec, recipe, base_tags(version.tag), stats, inputs)
+    set_alias(name, "champion", ref.version)
+    log.info("registered %s v%s as champion", name, ref.version)
+    return {"model_name": name, "model_version": ref.version, "data_version": version.tag,
+            "metrics": stats}

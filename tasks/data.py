@@ -1,0 +1,40 @@
+"""Data-registry tasks. Writers carry DVC_TAG (and take the workspace file lock)."""
+
+from __future__ import annotations
+
+import numpy as np
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from forgetflow.data.manifest import Manifest
+from forgetflow.data.tensors import DataBundle
+from forgetflow.datarepo import DataRepo, DataVersion
+from forgetflow.dataversions import drop_version, load_bundle, prepare
+from forgetflow.params import DataParams
+from forgetflow.workspace import Workspace
+from tasks import DVC_TAG
+
+IO = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+def _repo() -> DataRepo:
+    return DataRepo(Workspace.from_env())
+
+
+@task(name="prepare-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5, **IO)
+def prepare_data(data: DataParams) -> tuple[DataVersion, bool]:
+    return prepare(_repo(), data)
+
+
+@task(name="load-data-version", retries=2, retry_delay_seconds=2, **IO)
+def load_data(tag: str | None = None) -> tuple[DataVersion, DataBundle, Manifest]:
+    repo = _repo()
+    version = repo.version(tag)
+    bundle, manifest = load_bundle(repo, version)
+    return version, bundle, manifest
+
+
+@task(name="commit-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5, **IO)
+def commit_batch_version(parent: DataVersion, drop_ids: np.ndarray, request_of: dict[str, str],
+                         batch_id: str, request_ids: list[int]) -> DataVersion:
+    return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids)

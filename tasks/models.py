@@ -1,0 +1,39 @@
+"""Compute tasks: training, unlearning, evaluation. They carry GPU_TAG so a tag concurrency
+limit keeps one per device; no retries (a failed run is a real failure, not a blip)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from forgetflow.batch import Stage
+from forgetflow.data.tensors import DataBundle, ImageSet
+from forgetflow.gate import GateResult, run_gate
+from forgetflow.models import Classifier
+from forgetflow.params import GateParams
+from forgetflow.pipeline import UnlearnOutcome, train_base, unlearn
+from forgetflow.training import ModelSpec, TrainConfig
+from tasks import GPU_TAG
+
+COMPUTE = {"tags": [GPU_TAG], "cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="train-base-model", **COMPUTE)
+def train(bundle: DataBundle, recipe: TrainConfig) -> tuple[Classifier, ModelSpec, dict]:
+    return train_base(bundle, recipe)
+
+
+@task(name="unlearn", **COMPUTE)
+def unlearn_batch(method: str, config: dict[str, Any], parent: Classifier, spec: ModelSpec,
+                  recipe: TrainConfig, stages: list[Stage], retain: ImageSet,
+                  seed: int = 0) -> UnlearnOutcome:
+    return unlearn(method, config, parent, spec, recipe, stages, retain, seed)
+
+
+@task(name="evaluate-and-gate", **COMPUTE)
+def gate(model: Classifier, parent: Classifier, stages: list[Stage], bundle: DataBundle,
+         forgotten: list[int], thresholds: GateParams) -> GateResult:
+    return run_gate(model, parent, stages, bundle.train, bundle.test, bundle.third_party,
+                    forgotten, thresholds)

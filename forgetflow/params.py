@@ -46,7 +46,7 @@ class UnlearnParams(_Section):
     method: str = "dm"
     config: dict[str, Any] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=lambda: [
-        EscalationStep(method="dm", config={"budget_scale": 4}),
+        EscalationStep(method="dm", config={"max_steps": 480}),
         EscalationStep(method="retrain"),
     ])
 
@@ -71,7 +71,6 @@ class DemoParams(_Section):
     """The smaller recipe `forgetflow demo` uses so `make run` stays within minutes."""
 
     epochs: int = Field(4, ge=1)
-    train_limit: int | None = None
 
 
 class Params(BaseModel):

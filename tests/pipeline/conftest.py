@@ -21,7 +21,7 @@ TINY_PARAMS = {
              "max_test_acc_drop": 0.1, "min_auc_samples": 50},
     "registry": {"model_name": "ff-test"},
     "schedule": {"cron": "0 2 * * *"},
-    "demo": {"epochs": 2, "train_limit": None},
+    "demo": {"epochs": 2},
 }
 
 

@@ -1,0 +1,43 @@
+"""`forgetflow serve`: the three deployments of DESIGN §1 served from this process.
+prefect.yaml declares the same deployments for work-pool based runs."""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.client.orchestration import get_client
+
+from flows.process_deletions import process_deletions
+from flows.promote import promote_flow
+from flows.request import request_deletion
+from forgetflow.params import load_params
+from tasks import DVC_TAG, GPU_TAG
+
+CONCURRENCY = {GPU_TAG: 1, DVC_TAG: 1}
+
+
+def ensure_concurrency_limits() -> None:
+    """One compute task per device and one data-registry writer at a time."""
+    with get_client(sync_client=True) as client:
+        for tag, limit in CONCURRENCY.items():
+            client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
+
+
+def deployments(params_file: str | None = None) -> list:
+    params = load_params(params_file)
+    shared = {"params_file": params_file} if params_file else {}
+    return [
+        process_deletions.to_deployment(
+            name="nightly-deletions", cron=params.schedule.cron, parameters=shared,
+            description="Process every pending deletion request as one batch."),
+        request_deletion.to_deployment(
+            name="deletion-request", parameters=shared,
+            description="Submit a deletion request from the UI form (optionally process now)."),
+        promote_flow.to_deployment(
+            name="promote", parameters=shared,
+            description="Move champion to the newest gate-passed challenger."),
+    ]
+
+
+def serve_all(params_file: str | None = None) -> None:
+    ensure_concurrency_limits()
+    serve(*deployments(params_file))

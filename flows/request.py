@@ -1,0 +1,35 @@
+"""Flow `request-deletion`: the UI-triggerable entry. Its parameter is the pydantic
+DeletionRequest, so the Prefect UI renders a form with the fields' descriptions and enums."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from forgetflow.datarepo import DataRepo
+from forgetflow.deletion import DeletionRequest
+from forgetflow.params import load_params
+from forgetflow.pipeline import validate_submission
+from forgetflow.registry import Registry
+from forgetflow.workspace import Workspace
+from tasks import ledger as ledger_tasks
+
+
+@flow(name="request-deletion", log_prints=False)
+def request_deletion(request: DeletionRequest, process_now: bool = False,
+                     params_file: str | None = None) -> dict[str, Any]:
+    """Validate against the newest data version, store in the ledger, optionally run the
+    batch right away (otherwise the nightly deployment picks it up)."""
+    ws = Workspace.from_env()
+    name = request.model_name or load_params(params_file).registry.model_name
+    count = validate_submission(request, DataRepo(ws), Registry(ws), name)
+    view, created = ledger_tasks.submit(request, name)
+    get_run_logger().info("request %s %s (%d training samples)", view.id,
+                          "stored" if created else "already existed", count)
+    result: dict[str, Any] = {"id": view.id, "status": view.status}
+    if process_now:
+        from flows.process_deletions import process_deletions
+
+        result["batch"] = process_deletions(name, params_file)
+    return result

@@ -40,7 +40,7 @@ def bench_command(
     except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(format_table(result), err=json_out is None and False)
+    typer.echo(format_table(result))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2))

@@ -35,6 +35,9 @@ class DMConfig:
     check_every: int = 10
     probe_size: int = 1024
     stop_margin: float = 0.02
+    min_agreement: float = 0.97
+    warmup_steps: int = 10
+    trainable: str = "head"
     class_forget_acc: float = 0.005
     backdoor_asr: float = 0.01
 
@@ -64,22 +67,29 @@ class DistributionMatching(Unlearner):
         targets = build_targets(task)  # one forward pass of the original on forget + reference
         model = task.fresh_copy().to(device)
         original = task.model.to(device).eval()
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        params = _trainable_parameters(model, cfg.trainable)
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+        warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         gen = torch.Generator().manual_seed(task.seed)
         probe = _probe(task, cfg.probe_size, gen)
-        steps, statistic, stopped = 0, float("nan"), "budget"
+        steps, statistic, agreement, stopped = 0, float("nan"), float("nan"), "budget"
+        trace: list[tuple[int, float, float]] = []
         for steps in range(1, cfg.max_steps + 1):
             model.train()
             loss = self._step_loss(model, original, task, targets, gen, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             if steps >= cfg.min_steps and steps % cfg.check_every == 0:
-                statistic, done = stop_statistic(model, task, targets, probe, cfg)
+                statistic, agreement, done = stop_statistic(model, task, targets, probe, cfg)
+                trace.append((steps, round(statistic, 4), round(agreement, 4)))
                 if done:
                     stopped = "matched"
                     break
         self.report = {"steps": steps, "stop": stopped, "stop_statistic": statistic,
+                       "anchor_agreement": agreement, "trace": trace,
                        "seconds": time.perf_counter() - started, **asdict(cfg)}
         return model.cpu()
 
@@ -106,6 +116,21 @@ class DistributionMatching(Unlearner):
             logp = F.log_softmax(model(to_float(xs).to(device)), 1)
             loss = loss + cfg.anchor_weight * F.kl_div(logp, ref_u, reduction="batchmean")
         return loss
+
+
+def _trainable_parameters(model: Classifier, which: str) -> list[torch.nn.Parameter]:
+    """`all`, or `head`: only the classifier head learns; the feature extractor is frozen,
+    which skips its backward pass (most of a step's cost on a CPU)."""
+    if which == "all":
+        return list(model.parameters())
+    if which != "head":
+        raise ValueError(f"trainable must be 'all' or 'head', got {which!r}")
+    head = model.backbone.head
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head.parameters():
+        p.requires_grad_(True)
+    return list(head.parameters())
 
 
 def _probe(task: UnlearnTask, size: int, gen: torch.Generator) -> ImageSet:

@@ -19,6 +19,7 @@ from forgetflow.triggers import stamp
 from forgetflow.unlearn.base import UnlearnTask
 
 REFERENCE_CAP = 4000  # third-party samples used for reference statistics
+PROBE_CAP = 1024  # third-party samples in the stopping test's utility probe
 
 
 def confidence_logit(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -78,6 +79,10 @@ class MatchTargets:
     soft_targets: torch.Tensor | None = None  # class/backdoor: target distribution per sample
     labels: torch.Tensor | None = None
     temperature: float = 1.0
+    anchor_pred: torch.Tensor | None = None  # original's argmax on the anchor probe
+
+    def __post_init__(self) -> None:
+        self.anchor_probe = self.anchor.take(np.arange(min(len(self.anchor), PROBE_CAP)))
 
     def match_loss(self, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         if self.scenario == "samples":
@@ -95,6 +100,12 @@ def _subsample(data: ImageSet, cap: int, seed: int) -> ImageSet:
 
 def build_targets(task: UnlearnTask) -> MatchTargets:
     """One forward pass of the original over the forget set and a third-party sample."""
+    targets = _build_targets(task)
+    targets.anchor_pred = predict_logits(task.model, targets.anchor_probe.images).argmax(1)
+    return targets
+
+
+def _build_targets(task: UnlearnTask) -> MatchTargets:
     model, third = task.model, task.third_party
     labels = third.labels.numpy()
     lf_orig = None
@@ -137,21 +148,30 @@ def mann_whitney_auc(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def stop_statistic(model, task: UnlearnTask, targets: MatchTargets, probe: ImageSet,
-                   cfg) -> tuple[float, bool]:
-    """The stopping test: has the forget probe become indistinguishable from unseen data?"""
-    logits = predict_logits(model, probe.images)
+                   cfg) -> tuple[float, float, bool]:
+    """The stopping test: is the forget probe indistinguishable from unseen data, while the
+    model still agrees with the original on unseen data (utility restored by replay)?
+    Returns (forget statistic, agreement, done)."""
+    logits_f = predict_logits(model, probe.images)
+    anchor = targets.anchor_probe
+    logits_u = predict_logits(model, anchor.images)
+    keep = targets.anchor_pred != task.forget_class if task.scenario == "class" else slice(None)
+    agreement = float((logits_u.argmax(1) == targets.anchor_pred)[keep].float().mean())
     if task.scenario == "samples":
-        ref = targets.anchor.take(np.arange(min(len(targets.anchor), len(probe))))
-        phi_f = confidence_logit(logits, probe.labels)
-        phi_u = confidence_logit(predict_logits(model, ref.images), ref.labels)
-        auc = mann_whitney_auc(phi_f, phi_u)
-        return auc, auc <= 0.5 + cfg.stop_margin
-    acc = float((logits.argmax(1) == probe.labels).float().mean())
-    if task.scenario == "class":
-        return acc, acc <= cfg.class_forget_acc
-    spec = task.trigger
-    clean = targets.anchor.where(targets.anchor.labels.numpy() != spec.target)
-    clean = clean.take(np.arange(min(len(clean), len(probe))))
-    asr = float((predict_logits(model, stamp(clean.images, spec)).argmax(1) == spec.target)
-                .float().mean())
-    return max(asr, acc), asr <= cfg.backdoor_asr and acc <= cfg.backdoor_asr
+        n = min(len(anchor), len(probe))
+        phi_f = confidence_logit(logits_f, probe.labels)
+        phi_u = confidence_logit(logits_u[:n], anchor.labels[:n])
+        statistic = mann_whitney_auc(phi_f, phi_u)
+        matched = statistic <= 0.5 + cfg.stop_margin
+    elif task.scenario == "class":
+        statistic = float((logits_f.argmax(1) == probe.labels).float().mean())
+        matched = statistic <= cfg.class_forget_acc
+    else:
+        spec = task.trigger
+        clean = anchor.where(anchor.labels.numpy() != spec.target)
+        hits = predict_logits(model, stamp(clean.images, spec)).argmax(1) == spec.target
+        asr = float(hits.float().mean())
+        acc = float((logits_f.argmax(1) == probe.labels).float().mean())
+        statistic = max(asr, acc)
+        matched = statistic <= cfg.backdoor_asr
+    return statistic, agreement, matched and agreement >= cfg.min_agreement

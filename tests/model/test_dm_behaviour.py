@@ -1,0 +1,87 @@
+"""Behavioural tests of `dm` on tiny real Fashion-MNIST slices: forget quality drops where it
+should, utility holds where it should."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from forgetflow.data.tensors import DataBundle, ImageSet
+from forgetflow.metrics import accuracy, attack_success_rate, predict_logits
+from forgetflow.training import TrainConfig, spec_for, train_model
+from forgetflow.triggers import TriggerSpec, poison
+from forgetflow.unlearn import UnlearnTask, create_unlearner
+
+RECIPE = TrainConfig(epochs=12, batch_size=64, lr=3e-3, seed=0)
+
+
+def _acc(model: torch.nn.Module, data: ImageSet) -> float:
+    return accuracy(predict_logits(model, data.images), data.labels)
+
+
+@pytest.fixture(scope="module")
+def clean_original(tiny_fmnist_bundle: DataBundle):
+    spec = spec_for(tiny_fmnist_bundle, "cnn")
+    model, _ = train_model(tiny_fmnist_bundle.train, spec, RECIPE, progress=False)
+    return model, spec
+
+
+def _task(bundle: DataBundle, model, spec, forget_mask: np.ndarray, train: ImageSet | None = None,
+          **kw) -> UnlearnTask:
+    train = train or bundle.train
+    return UnlearnTask(model, spec, RECIPE, train.where(forget_mask), train.where(~forget_mask),
+                       bundle.third_party, **kw)
+
+
+def test_dm_forgets_a_class_while_other_classes_hold(tiny_fmnist_bundle, clean_original):
+    model, spec = clean_original
+    bundle, k = tiny_fmnist_bundle, 1
+    mask = bundle.train.labels.numpy() == k
+    task = _task(bundle, model, spec, mask, scenario="class", forget_class=k)
+    before = {n: p.clone() for n, p in model.state_dict().items()}
+    unlearned = create_unlearner("dm")(task)
+    test_labels = bundle.test.labels.numpy()
+    others = bundle.test.where(test_labels != k)
+    assert _acc(model, task.forget) > 0.9
+    assert _acc(unlearned, task.forget) <= 0.02
+    assert _acc(unlearned, bundle.test.where(test_labels == k)) <= 0.1  # generalises to unseen
+    assert _acc(unlearned, others) >= _acc(model, others) - 0.05
+    assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
+
+
+def test_dm_removes_a_planted_backdoor_while_clean_accuracy_holds(tiny_fmnist_bundle):
+    bundle = tiny_fmnist_bundle
+    trigger = TriggerSpec(pattern="checkerboard", size=3, position="top-left", target=2)
+    train, poisoned_ids = poison(bundle.train, trigger, rate=0.05, seed=0)
+    spec = spec_for(bundle, "cnn")
+    model, _ = train_model(train, spec, RECIPE, progress=False)
+    assert attack_success_rate(model, bundle.test, trigger) >= 0.8
+    mask = np.isin(train.ids, poisoned_ids)
+    task = _task(bundle, model, spec, mask, train=train, scenario="backdoor", trigger=trigger)
+    unlearner = create_unlearner("dm")
+    unlearned = unlearner(task)
+    assert attack_success_rate(unlearned, bundle.test, trigger) <= 0.1
+    assert _acc(unlearned, bundle.test) >= _acc(model, bundle.test) - 0.03
+    assert unlearner.report["steps"] >= 1
+
+
+def test_dm_makes_random_forget_samples_look_unseen(tiny_fmnist_bundle, clean_original):
+    model, spec = clean_original
+    bundle = tiny_fmnist_bundle
+    rng = np.random.default_rng(0)
+    mask = np.zeros(len(bundle.train), dtype=bool)
+    mask[rng.choice(len(bundle.train), len(bundle.train) // 10, replace=False)] = True
+    task = _task(bundle, model, spec, mask, scenario="samples")
+    unseen = _acc(model, bundle.third_party)
+    before = _acc(model, task.forget)
+    unlearned = create_unlearner("dm", max_steps=200)(task)
+    after = _acc(unlearned, task.forget)
+    assert before - unseen > 0.05, "the tiny original must overfit for this test to mean much"
+    assert abs(after - unseen) < abs(before - unseen) / 2
+    assert _acc(unlearned, bundle.test) >= _acc(model, bundle.test) - 0.03
+
+
+def test_dm_rejects_unknown_options():
+    with pytest.raises(ValueError, match="unknown dm option"):
+        create_unlearner("dm", learning_rate=0.1)

@@ -18,6 +18,8 @@ class PromotionRefused(RegistryError):
 def check_promotable(registry: Registry, name: str, version: str | None) -> tuple[str, str]:
     """(candidate, current champion) after the rules: gate passed, and the candidate's data
     version is not older than the champion's (an older one still holds forgotten ids)."""
+    if not registry.model_exists(name):
+        raise RegistryError(f"no registered model named {name!r}")
     candidate = registry.ref(name, version) if version else registry.alias(name, "challenger")
     if candidate is None:
         raise PromotionRefused(f"model {name!r} has no challenger to promote; pass --version")

@@ -61,3 +61,47 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def params_file(workspace: Path) -> Path:
     return workspace.parent / "params.yaml"
+
+
+def build_trained_workspace(root: Path, epochs: int = 3) -> dict[str, str]:
+    """Data v1 + a registered base model as champion, made with the core functions (no
+    Prefect), so tests that only need a populated workspace start fast."""
+    from forgetflow.datarepo import DataRepo
+    from forgetflow.dataversions import load_bundle, prepare
+    from forgetflow.params import DataParams, TrainParams
+    from forgetflow.pipeline import data_inputs, recipe_of, train_base
+    from forgetflow.registry import Registry
+    from forgetflow.workspace import Workspace
+    from flows.train import base_tags
+
+    env = {"FORGETFLOW_HOME": str(root / "ws"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        ws = Workspace.from_env()
+        repo = DataRepo(ws)
+        version, _ = prepare(repo, DataParams(**TINY_PARAMS["data"]))
+        bundle, _ = load_bundle(repo, version)
+        recipe = recipe_of(TrainParams(**{**TINY_PARAMS["train"], "epochs": epochs}))
+        model, spec, stats = train_base(bundle, recipe)
+        registry = Registry(ws)
+        name = TINY_PARAMS["registry"]["model_name"]
+        ref = registry.register(name, model, spec, recipe, base_tags(version.tag), stats,
+                                data_inputs(repo, version, bundle))
+        registry.set_alias(name, "champion", ref.version)
+    return env
+
+
+@pytest.fixture(scope="module")
+def trained_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return build_trained_workspace(tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture
+def trained(workspace: Path, trained_env: dict[str, str],
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """This module's populated workspace (data v1, champion v1) for the current test."""
+    for key, value in trained_env.items():
+        monkeypatch.setenv(key, value)
+    return trained_env

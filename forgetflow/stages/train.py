@@ -1,0 +1,27 @@
+"""Stage train: manifest + params `train.*` → build/model.pt and build/train.json."""
+
+from __future__ import annotations
+
+import json
+
+from forgetflow.data.manifest import Manifest
+from forgetflow.data.sources import load_source
+from forgetflow.data.tensors import materialize
+from forgetflow.params import load_params
+from forgetflow.pipeline import recipe_of, train_base
+from forgetflow.stages import BUILD, MANIFEST, MODEL
+from forgetflow.training import save_checkpoint
+
+
+def main() -> None:
+    params = load_params("params.yaml")
+    bundle = materialize(load_source(params.data.source, params.data.root),
+                         Manifest.read_csv(MANIFEST))
+    recipe = recipe_of(params.train)
+    model, spec, stats = train_base(bundle, recipe)
+    save_checkpoint(MODEL, model, spec, recipe, {"source": bundle.source})
+    (BUILD / "train.json").write_text(json.dumps(stats, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Bad input through the real CLI: a clear error, a non-zero exit, and nothing changed in the
+ledger, the registry or the data registry. An empty batch is a no-op with exit 0."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from forgetflow.cli import app
+from forgetflow.datarepo import DataRepo
+from forgetflow.ledger import Ledger
+from forgetflow.registry import Registry
+from forgetflow.workspace import Workspace
+
+runner = CliRunner()
+
+
+def state() -> dict:
+    """Everything a bad request must leave untouched."""
+    ws = Workspace.from_env()
+    repo = DataRepo(ws)
+    git = subprocess.run(["git", "-C", str(repo.path), "status", "--porcelain"],
+                         capture_output=True, text=True, check=True).stdout
+    registry = Registry(ws)
+    return {
+        "ledger": [r.detail() for r in Ledger(ws.ledger_url).list()],
+        "registry": [(r.version, sorted(r.aliases), r.tags) for r in registry.versions("ff-test")],
+        "data": (repo.tags(), repo.version().rev, git),
+    }
+
+
+def ids_file(tmp: Path, ids: list[str]) -> str:
+    path = tmp / "ids.txt"
+    path.write_text("\n".join(ids) + "\n")
+    return str(path)
+
+
+def train_ids(label: int | None = None) -> list[str]:
+    repo = DataRepo(Workspace.from_env())
+    m = repo.manifest(repo.version())
+    mask = m.split == "train"
+    if label is not None:
+        mask &= m.labels == label
+    return m.ids[mask].tolist()
+
+
+def trigger_file(tmp: Path, text: str) -> str:
+    path = tmp / "trigger.json"
+    path.write_text(text)
+    return str(path)
+
+
+CASES = {
+    "unknown sample id": (lambda t: ["--kind", "samples", "--ids-file",
+                                     ids_file(t, ["digits:train:99999"])], "unknown sample id"),
+    "malformed sample id": (lambda t: ["--kind", "samples", "--ids-file",
+                                       ids_file(t, ["not an id"])], "malformed sample id"),
+    "unknown subject": (lambda t: ["--kind", "subject", "--subject", "nobody"],
+                        "unknown subject"),
+    "class outside labels": (lambda t: ["--kind", "class", "--label", "10"],
+                             "outside the label space"),
+    "negative class": (lambda t: ["--kind", "class", "--label", "-1"], "greater than or equal"),
+    "trigger not json": (lambda t: ["--kind", "backdoor", "--trigger", trigger_file(t, "{")],
+                         "cannot read trigger"),
+    "trigger unknown key": (lambda t: ["--kind", "backdoor", "--trigger",
+                                       trigger_file(t, '{"shape": "star"}')], "shape"),
+    "trigger out of bounds": (lambda t: ["--kind", "backdoor", "--trigger",
+                                         trigger_file(t, '{"position": [14, 14], "size": 4}')],
+                              "falls outside"),
+    "trigger target outside labels": (lambda t: ["--kind", "backdoor", "--trigger",
+                                                 trigger_file(t, '{"target": 12}')],
+                                      "target 12 outside"),
+    "whole train set": (lambda t: ["--kind", "samples", "--ids-file", ids_file(t, train_ids())],
+                        "entire training set"),
+    "empties a class": (lambda t: ["--kind", "samples", "--ids-file",
+                                   ids_file(t, train_ids(label=4))], "with no training samples"),
+    "unknown model": (lambda t: ["--kind", "class", "--label", "1", "--model", "nope"],
+                      "no registered model named 'nope'"),
+    "selector of another kind": (lambda t: ["--kind", "class", "--subject", "subj-00001"],
+                                 "needs `label`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_submission_changes_nothing(case: str, trained: dict, tmp_path: Path) -> None:
+    args, message = CASES[case]
+    before = state()
+    result = runner.invoke(app, ["request", "submit", *args(tmp_path), "--json"])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stdout == ""
+    assert state() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["process", "--model", "nope", "--json"], "no registered model named 'nope'"),
+    (["promote", "--model", "nope", "--json"], "no registered model named 'nope'"),
+    (["promote", "--version", "99", "--json"], "no version or alias '99'"),
+    (["promote", "--json"], "no challenger to promote"),
+    (["request", "show", "12345", "--json"], "no deletion request with id 12345"),
+])
+def test_bad_model_or_id_changes_nothing(args: list[str], message: str, trained: dict) -> None:
+    before = state()
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert state() == before
+
+
+def test_empty_batch_is_a_noop(trained: dict) -> None:
+    before = state()
+    result = runner.invoke(app, ["process", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"request_ids": []}
+    assert "nothing to do" in result.stderr
+    assert state() == before
+
+
+def test_submit_is_idempotent_and_listed(trained: dict) -> None:
+    args = ["request", "submit", "--kind", "class", "--label", "2", "--idempotency-key", "k-1",
+            "--json"]
+    first = json.loads(runner.invoke(app, args).stdout)
+    second = json.loads(runner.invoke(app, args).stdout)
+    assert first == second and first["status"] == "pending"
+    listed = json.loads(runner.invoke(app, ["request", "list", "--json"]).stdout)
+    assert [r["id"] for r in listed].count(first["id"]) == 1
+    assert set(listed[0]) == {"id", "kind", "status", "reason", "model_version"}
+    shown = json.loads(runner.invoke(app, ["request", "show", str(first["id"]), "--json"]).stdout)
+    assert shown["payload"] == {"label": 2} and shown["receipt"] is None

@@ -1,0 +1,52 @@
+"""MLflow registry adapter: lineage tags, inputs without ids, aliases, promotion rules."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+import torch
+
+from flows.promote import PromotionRefused, check_promotable
+from forgetflow.registry import TAG, TAG_KEYS, Registry, RegistryError
+from forgetflow.workspace import Workspace
+
+NAME = "ff-test"
+
+
+def test_base_version_has_every_tag_and_champion(trained: dict[str, str]) -> None:
+    registry = Registry(Workspace.from_env())
+    ref = registry.ref(NAME, "champion")
+    assert ref.version == "1" and "champion" in ref.aliases
+    assert {TAG + k for k in TAG_KEYS} <= set(ref.tags)
+    assert ref.tag("kind") == "base" and ref.tag("data_version") == "v1"
+    run = mlflow.MlflowClient(trained["MLFLOW_TRACKING_URI"]).get_run(ref.run_id)
+    assert run.data.metrics["test_acc"] > 0.5
+    inputs = {d.tags[0].value if d.tags else "": d.dataset for d in run.inputs.dataset_inputs}
+    assert "train" in inputs and inputs["train"].name == "data-registry@v1:train"
+    model, spec, recipe = registry.load(ref)
+    assert model(torch.rand(2, 1, 16, 16)).shape == (2, 10)
+    assert spec.num_classes == 10 and recipe.epochs == 3
+
+
+def test_unknown_model_and_alias_are_errors(trained: dict[str, str]) -> None:
+    registry = Registry(Workspace.from_env())
+    with pytest.raises(RegistryError, match="no registered model"):
+        registry.ref("nope", "champion")
+    with pytest.raises(RegistryError, match="no version or alias"):
+        registry.ref(NAME, "challenger")
+    assert registry.alias(NAME, "challenger") is None
+
+
+def test_promotion_refuses_failed_gate_and_older_data(trained: dict[str, str]) -> None:
+    registry = Registry(Workspace.from_env())
+    with pytest.raises(PromotionRefused, match="no challenger"):
+        check_promotable(registry, NAME, None)
+    base = registry.ref(NAME, "1")
+    model, spec, recipe = registry.load(base)
+    tags = {k: base.tag(k) or "" for k in TAG_KEYS}
+    failed = registry.register(NAME, model, spec, recipe,
+                               {**tags, "kind": "unlearned", "gate": "failed",
+                                "data_version": "v2"}, {}, [])
+    with pytest.raises(PromotionRefused, match="did not pass the gate"):
+        check_promotable(registry, NAME, failed.version)
+    assert check_promotable(registry, NAME, "1") == ("1", "1")

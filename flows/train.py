@@ -7,18 +7,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from forgetflow.params import load_params
-from forgetflow.pipeline import data_inputs, recipe_of
+from forgetflow.pipeline import base_tags, data_inputs, recipe_of
 from forgetflow.workspace import Workspace
 from tasks.data import load_data, prepare_data
 from tasks.models import train
 from tasks.registry import register, set_alias
-
-
-def base_tags(data_version: str) -> dict[str, str]:
-    """A base model has no parent and forgot nothing; it is the gate's reference."""
-    return {"kind": "base", "parent_version": "", "deletion_request_ids": "",
-            "data_version": data_version, "parent_data_version": "", "forget_set_size": "0",
-            "forget_set_sha256": "", "method": "", "gate": "passed"}
 
 
 @flow(name="train", log_prints=False)

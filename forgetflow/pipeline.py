@@ -45,6 +45,13 @@ def train_base(bundle: DataBundle, recipe: TrainConfig) -> tuple[Classifier, Mod
     return model, spec, stats
 
 
+def base_tags(data_version: str) -> dict[str, str]:
+    """A base model has no parent and forgot nothing; it is the gate's reference."""
+    return {"kind": "base", "parent_version": "", "deletion_request_ids": "",
+            "data_version": data_version, "parent_data_version": "", "forget_set_size": "0",
+            "forget_set_sha256": "", "method": "", "gate": "passed"}
+
+
 def data_inputs(repo: DataRepo, version: DataVersion, bundle: DataBundle,
                 forget_ids: np.ndarray | None = None, forget_sha: str = "") -> list[InputRef]:
     """What MLflow's log_input records: names, digests and sizes only."""

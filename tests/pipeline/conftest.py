@@ -69,10 +69,9 @@ def build_trained_workspace(root: Path, epochs: int = 3) -> dict[str, str]:
     from forgetflow.datarepo import DataRepo
     from forgetflow.dataversions import load_bundle, prepare
     from forgetflow.params import DataParams, TrainParams
-    from forgetflow.pipeline import data_inputs, recipe_of, train_base
+    from forgetflow.pipeline import base_tags, data_inputs, recipe_of, train_base
     from forgetflow.registry import Registry
     from forgetflow.workspace import Workspace
-    from flows.train import base_tags
 
     env = {"FORGETFLOW_HOME": str(root / "ws"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}

@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import torch
 import torch.nn.functional as F
@@ -15,32 +15,47 @@ import torch.nn.functional as F
 from forgetflow.data.tensors import ImageSet, to_float
 from forgetflow.models import Classifier
 from forgetflow.training import configure_threads, pick_device
-from forgetflow.unlearn.base import UnlearnTask
+from forgetflow.unlearn.base import Unlearner, UnlearnTask
 
 C = TypeVar("C")
 
 
+def _coerce(value: object, hint: object) -> object:
+    """Numbers and booleans arriving as strings (CLI) or ints (YAML) become the field's type."""
+    options = [a for a in get_args(hint) if a is not type(None)] or [hint]
+    target = options[0] if len(options) == 1 else None
+    if value is None or isinstance(value, bool) or target is None:
+        return value
+    if target is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if target is float and isinstance(value, int | str):
+        return float(value)
+    if target is int and isinstance(value, str):
+        return int(value)
+    return value
+
+
 def resolve_config(defaults: type[C], cfg: Mapping[str, object]) -> C:
-    """Merge user overrides over a config dataclass's defaults; unknown keys are an error and
-    numbers given as strings or ints (YAML, CLI) are coerced to the default's type."""
-    known = {f.name: f for f in fields(defaults)}  # type: ignore[arg-type]
-    unknown = sorted(set(cfg) - set(known))
+    """Merge user overrides over a config dataclass's defaults; unknown keys are an error."""
+    known = {f.name for f in fields(defaults)}  # type: ignore[arg-type]
+    unknown = sorted(set(cfg) - known)
     if unknown:
         raise ValueError(
             f"{defaults.__name__}: unknown option(s) {unknown}; valid: {sorted(known)}"
         )
-    base = defaults()
-    values: dict[str, Any] = {}
-    for key, value in cfg.items():
-        current = getattr(base, key)
-        if isinstance(current, bool) and isinstance(value, str):
-            value = value.lower() in ("1", "true", "yes")
-        elif isinstance(current, float) and isinstance(value, int | str):
-            value = float(value)
-        elif isinstance(current, int) and not isinstance(current, bool) and isinstance(value, str):
-            value = int(value)
-        values[key] = value
-    return defaults(**values)
+    hints = get_type_hints(defaults)
+    return defaults(**{k: _coerce(v, hints[k]) for k, v in cfg.items()})
+
+
+class ConfiguredUnlearner(Unlearner):
+    """An Unlearner whose kwargs are merged over the defaults of `config_class` at
+    construction, so a misspelt option fails in `create_unlearner`, not mid-run."""
+
+    config_class: type = object
+
+    def __init__(self, **cfg: object) -> None:
+        super().__init__(**cfg)
+        self.config: Any = resolve_config(self.config_class, cfg)
 
 
 def setup(task: UnlearnTask) -> tuple[Classifier, torch.device, torch.Generator]:
@@ -107,21 +122,46 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], kind: str, lr: float,
     raise ValueError(f"unknown optimizer {kind!r}; expected 'sgd' or 'adam'")
 
 
+class WeightMask:
+    """Only the weights where `masks[name]` is 1 may move: their gradients pass, the others'
+    are zeroed, and after each update the others are written back to their starting values
+    (weight decay inside the optimizer would otherwise still shrink them)."""
+
+    def __init__(self, model: torch.nn.Module, masks: dict[str, torch.Tensor]) -> None:
+        self.masks = masks
+        self.start = {n: p.detach().clone() for n, p in model.named_parameters() if n in masks}
+
+    def fraction(self) -> float:
+        total = sum(m.numel() for m in self.masks.values())
+        return float(sum(m.sum() for m in self.masks.values())) / max(1, total)
+
+    def mask_grads(self, model: torch.nn.Module) -> None:
+        for name, p in model.named_parameters():
+            if p.grad is not None and name in self.masks:
+                p.grad.mul_(self.masks[name])
+
+    @torch.no_grad()
+    def restore(self, model: torch.nn.Module) -> None:
+        for name, p in model.named_parameters():
+            if name in self.masks:
+                p.copy_(torch.where(self.masks[name].bool(), p, self.start[name]))
+
+
 def step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module,
-         clip: float | None = None, mask: dict[str, torch.Tensor] | None = None) -> None:
-    """Backward + update. `clip` bounds the gradient norm; `mask` zeroes gradients of weights
-    outside a saliency mask (their momentum then stays zero, so they never move)."""
+         clip: float | None = None, mask: WeightMask | None = None) -> None:
+    """Backward + update; `clip` bounds the gradient norm, `mask` limits which weights move.
+    A non-finite loss is an error, never a silent skip."""
     if not torch.isfinite(loss):
         raise FloatingPointError(f"non-finite unlearning loss {float(loss)}")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if mask is not None:
-        for name, p in model.named_parameters():
-            if p.grad is not None and name in mask:
-                p.grad.mul_(mask[name])
+        mask.mask_grads(model)
     if clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
+    if mask is not None:
+        mask.restore(model)
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int,
@@ -160,18 +200,25 @@ class SGDConfig:
     weight_decay: float = 5e-4
     max_steps: int | None = None
 
+    def __post_init__(self) -> None:
+        if not self.epochs > 0 or not self.lr > 0 or self.batch_size < 1:
+            raise ValueError("epochs and lr must be > 0 and batch_size >= 1")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 or None, got {self.max_steps}")
+
 
 def train_relabelled(model: Classifier, task: UnlearnTask, cfg: SGDConfig, forget_batch_size: int,
                      device: torch.device, gen: torch.Generator,
-                     mask: dict[str, torch.Tensor] | None = None) -> None:
+                     mask: WeightMask | None = None) -> None:
     """Random-label training: forget samples carry a fixed random wrong label each, and every
     step fits one retain batch together with one relabelled forget batch (one CE over both,
     so the forget share of each step is forget_batch_size / (batch_size + forget_batch_size))."""
     fake = random_wrong_labels(task.forget.labels, task.spec.num_classes, gen)
     retain = BatchStream(task.retain, cfg.batch_size, device, gen)
     forget = BatchStream(task.forget, forget_batch_size, device, gen, labels=fake)
-    params = [p for name, p in model.named_parameters() if mask is None or name in mask]
-    opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
     model.train()
     for _ in range(steps_for(len(retain), cfg.batch_size, cfg.epochs, cfg.max_steps)):
         xr, yr = retain.next()
@@ -179,3 +226,23 @@ def train_relabelled(model: Classifier, task: UnlearnTask, cfg: SGDConfig, forge
         with amp(device):
             loss = F.cross_entropy(model(torch.cat([xr, xf])).float(), torch.cat([yr, yf]))
         step(opt, loss, model, mask=mask)
+
+
+def finetune_retain(task: UnlearnTask, cfg: SGDConfig, l1: float = 0.0) -> Classifier:
+    """Cross-entropy on retain batches; with `l1` > 0 adds l1 * (1 - t/T) * ||θ||_1, the
+    linearly decaying sparsity penalty of Jia et al. (2023)."""
+    model, device, gen = setup(task)
+    retain = BatchStream(task.retain, cfg.batch_size, device, gen)
+    opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum,
+                         cfg.weight_decay)
+    total = steps_for(len(retain), cfg.batch_size, cfg.epochs, cfg.max_steps)
+    model.train()
+    for t in range(total):
+        x, y = retain.next()
+        with amp(device):
+            loss = F.cross_entropy(model(x).float(), y)
+        if l1 > 0.0:
+            norm = sum(p.abs().sum() for p in model.parameters())
+            loss = loss + l1 * (1.0 - t / total) * norm
+        step(opt, loss, model)
+    return model.cpu()

@@ -15,7 +15,7 @@ TINY_PARAMS = {
              "subject_size": 20},
     "train": {"model": "cnn", "epochs": 6, "batch_size": 64, "lr": 0.01, "weight_decay": 0.0,
               "seed": 0},
-    "unlearn": {"method": "finetune", "config": {},
+    "unlearn": {"method": "dm", "config": {},
                 "escalation": [{"method": "retrain", "config": {}}]},
     "gate": {"max_third_party_auc": 0.75, "max_forget_acc_class": 0.05, "max_asr": 0.2,
              "max_test_acc_drop": 0.1, "min_auc_samples": 50},

@@ -1,0 +1,36 @@
+"""Deployments: the UI form comes from the pydantic request; prefect.yaml matches params."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from flows.deployments import deployments
+from flows.request import request_deletion
+from forgetflow.params import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_request_form_has_enums_and_descriptions() -> None:
+    schema = request_deletion.parameters.model_dump()
+    definitions = schema["definitions"]
+    request = definitions["DeletionRequest"]["properties"]
+    assert request["kind"]["enum"] == ["samples", "subject", "class", "backdoor"]
+    assert all(request[k].get("description") for k in ("kind", "ids", "subject", "label"))
+    trigger = definitions["TriggerIn"]["properties"]
+    assert trigger["pattern"]["enum"] == ["square", "checkerboard"]
+
+
+def test_served_and_declared_deployments_agree(params_file: Path) -> None:
+    served = {d.name: d for d in deployments(str(params_file))}
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    assert set(served) == {d["name"] for d in declared}
+    shipped_cron = load_params(ROOT / "params.yaml").schedule.cron
+    nightly = next(d for d in declared if d["name"] == "nightly-deletions")
+    assert nightly["schedules"][0]["cron"] == shipped_cron
+    assert served["nightly-deletions"].schedules[0].schedule.cron == "0 2 * * *"
+    for d in declared:
+        module, func = d["entrypoint"].split(":")
+        assert (ROOT / module).exists() and func in (ROOT / module).read_text()

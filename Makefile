@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench lint format clean
+.PHONY: setup run test test-fast bench lint format clean repro
 
 setup: $(STAMP)  ## create .venv and install the pinned dependency set + the project (idempotent)
 
@@ -26,6 +26,9 @@ test-fast: setup
 
 bench: setup  ## reference scenarios on Fashion-MNIST; rewrites BENCHMARKS.md
 	$(BIN)/python -m forgetflow.bench_report
+
+repro: setup  ## dvc repro of dvc.yaml: prepare → train → evaluate of the base model
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 lint: setup
 	$(BIN)/ruff check .

@@ -35,8 +35,11 @@ class SmallCNN(nn.Module):
             nn.Linear(64, num_classes),
         )
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.embed(x))
 
 
 class BasicBlock(nn.Module):
@@ -74,8 +77,11 @@ class ResNet18(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes)
         )
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.stem(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.layers(self.stem(x)))
+        return self.head(self.embed(x))
 
 
 class Classifier(nn.Module):
@@ -85,6 +91,14 @@ class Classifier(nn.Module):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.backbone = backbone
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Features the head reads; with a frozen extractor they can be computed once."""
+        return self.backbone.embed(self.normalize(x))
+
+    @property
+    def head(self) -> nn.Module:
+        return self.backbone.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(x))

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from forgetflow.batch import forget_sha256, forgotten_classes, plan_batch, plan_stages
+from forgetflow.batch import (
+    forget_sha256,
+    forgotten_classes,
+    isin_ids,
+    plan_batch,
+    plan_stages,
+)
 from forgetflow.datarepo import DataRepo
 from forgetflow.ledger import Ledger
 from forgetflow.params import load_params
 from forgetflow.pipeline import (
+    Stopwatch,
     attempts,
     batch_markdown,
     data_inputs,
@@ -40,7 +45,7 @@ def process_deletions(model_name: str | None = None,
     """Runbook for one deletion batch; requests become `done` only once a model that passed
     the gate is registered, and any error marks the batch's requests `failed`."""
     log = get_run_logger()
-    started = time.perf_counter()
+    watch = Stopwatch()
     params = load_params(params_file)
     name = model_name or params.registry.model_name
     ws = Workspace.from_env()
@@ -49,21 +54,23 @@ def process_deletions(model_name: str | None = None,
         return {"batch_id": None, "request_ids": [], "model_name": name}
 
     # 1. load the parent model (champion, or an unpromoted newer challenger) + its data version
-    parent_ref, parent, spec, recipe = load_parent(name)
+    with watch.lap("load_parent"):
+        parent_ref, parent, spec, recipe = load_parent(name)
     batch_id = new_batch_id()
-    requests = ledger_tasks.claim_pending(name, batch_id)
+    with watch.lap("ledger"):
+        requests = ledger_tasks.claim_pending(name, batch_id)
     ids = [r.id for r in requests]
     batch: dict[str, Any] = {"batch_id": batch_id, "model_name": name, "request_ids": ids,
                              "parent_version": parent_ref.version,
                              "parent_data_version": parent_ref.tag("data_version")}
-    timings: dict[str, float] = {}
     try:
         # 2. extract the forget set from the newest data version
-        t = time.perf_counter()
-        head, head_bundle, head_manifest = load_data()
-        parent_bundle = head_bundle if head.tag == batch["parent_data_version"] \
-            else load_data(batch["parent_data_version"])[1]
-        plan = plan_batch(ledger_tasks.forget_requests(requests), head_manifest, head_bundle)
+        with watch.lap("load_data"):
+            head, head_bundle, head_manifest = load_data()
+            parent_bundle = head_bundle if head.tag == batch["parent_data_version"] \
+                else load_data(batch["parent_data_version"])[1]
+        with watch.lap("extract"):
+            plan = plan_batch(ledger_tasks.forget_requests(requests), head_manifest, head_bundle)
         if plan.rejected:
             ledger_tasks.reject(plan.rejected)
             log.warning("rejected requests: %s", plan.rejected)
@@ -72,40 +79,39 @@ def process_deletions(model_name: str | None = None,
                                                  datetime.now(UTC)})
             return {**batch, "request_ids": [], "rejected": plan.rejected, "gate": None}
         accepted = sorted(plan.accepted)
-        timings["extract"] = time.perf_counter() - t
 
         # 3. new data version without the dropped rows (git commit + tag, dvc push)
-        t = time.perf_counter()
-        version = commit_batch_version(head, plan.selection.drop_ids, plan.request_of(),
-                                       batch_id, accepted)
-        bundle = without_ids(head_bundle, plan.selection.drop_ids)
-        timings["data_version"] = time.perf_counter() - t
-        kept = set(bundle.train.ids.tolist())
-        forget = parent_bundle.train.where(~np.isin(parent_bundle.train.ids, sorted(kept)))
-        stages = plan_stages(plan, forget, head_bundle.third_party, bundle.third_party)
-        sha = forget_sha256(forget.ids)
+        with watch.lap("data_version"):
+            version = commit_batch_version(head, plan.selection.drop_ids, plan.request_of(),
+                                           batch_id, accepted)
+        with watch.lap("extract"):
+            bundle = without_ids(head_bundle, plan.selection.drop_ids)
+            kept = set(bundle.train.ids.tolist())
+            forget = parent_bundle.train.where(~isin_ids(parent_bundle.train.ids, kept))
+            stages = plan_stages(plan, forget, head_bundle.third_party, bundle.third_party)
+            sha = forget_sha256(forget.ids)
         batch.update(request_ids=accepted, rejected=plan.rejected, data_version=version.tag,
                      forget_set_size=len(forget), forget_set_sha256=sha)
 
         # 4-5. unlearn and gate; escalate (more budget, then full retrain) while it fails
         decisions = []
         for method, config in attempts(params.unlearn):
-            outcome = unlearn_batch(method, config, parent, spec, recipe, stages, bundle.train)
-            t = time.perf_counter()
-            verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
-                           params.gate)
-            timings["evaluate"] = timings.get("evaluate", 0.0) + time.perf_counter() - t
+            with watch.lap("unlearn"):
+                outcome = unlearn_batch(method, config, parent, spec, recipe, stages,
+                                        bundle.train)
+            with watch.lap("evaluate"):
+                verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
+                               params.gate)
             decisions.append({"method": method, "config": config, "seconds": outcome.seconds,
                               "gate": verdict.verdict, "checks": verdict.checks})
             log.info("attempt %d (%s): gate %s", len(decisions), method, verdict.verdict)
             if verdict.passed:
                 break
-        timings["unlearn"] = sum(d["seconds"] for d in decisions)
+        compute = sum(d["seconds"] for d in decisions)
 
         # 6. register the version with lineage tags; challenger only when it passed
-        t = time.perf_counter()
         metrics = {**verdict.metrics, "unlearn_seconds": outcome.seconds,
-                   "unlearn_seconds_total": timings["unlearn"]}
+                   "unlearn_seconds_total": compute}
         tags = {"kind": "unlearned", "parent_version": parent_ref.version,
                 "deletion_request_ids": ",".join(map(str, accepted)),
                 "data_version": version.tag, "parent_data_version": batch["parent_data_version"],
@@ -114,25 +120,25 @@ def process_deletions(model_name: str | None = None,
                 "data_repo": str(DataRepo(ws).path), "batch_id": batch_id,
                 "escalations": str(len(decisions) - 1)}
         inputs = data_inputs(DataRepo(ws), version, bundle, forget.ids, sha)
-        ref = register(name, outcome.model, spec, recipe, tags, metrics, inputs,
-                       run_params(params, outcome.method, outcome.config))
-        if verdict.passed:
-            set_alias(name, "challenger", ref.version)
-        timings["register"] = time.perf_counter() - t
+        with watch.lap("register"):
+            ref = register(name, outcome.model, spec, recipe, tags, metrics, inputs,
+                           run_params(params, outcome.method, outcome.config))
+            if verdict.passed:
+                set_alias(name, "challenger", ref.version)
         batch.update(model_version=ref.version, method=outcome.method, gate=verdict.verdict,
                      metrics=metrics)
 
         # 7. close the requests: done with receipts, or failed with the gate's reasons
-        if verdict.passed:
-            receipts = {rid: receipt(rid, plan.accepted[rid].kind, batch,
-                                     len(plan.train_ids_of[rid])) for rid in accepted}
-            ledger_tasks.finish(accepted, "done", None, ref.version, receipts)
-        else:
-            failed = [c["check"] for c in verdict.checks if not c["passed"]]
-            ledger_tasks.finish(accepted, "failed", f"gate failed after {len(decisions)} "
-                                f"attempt(s): {', '.join(failed)}", ref.version)
-        timings["total"] = time.perf_counter() - started
-        batch["timings"] = timings
+        with watch.lap("ledger"):
+            if verdict.passed:
+                receipts = {rid: receipt(rid, plan.accepted[rid].kind, batch,
+                                         len(plan.train_ids_of[rid])) for rid in accepted}
+                ledger_tasks.finish(accepted, "done", None, ref.version, receipts)
+            else:
+                failed = [c["check"] for c in verdict.checks if not c["passed"]]
+                ledger_tasks.finish(accepted, "failed", f"gate failed after {len(decisions)} "
+                                    f"attempt(s): {', '.join(failed)}", ref.version)
+        timings = batch["timings"] = watch.report(compute)
         ledger_tasks.record_batch(batch_id, {
             "status": "done" if verdict.passed else "failed", "model_version": ref.version,
             "data_version": version.tag, "parent_version": parent_ref.version,

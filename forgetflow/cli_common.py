@@ -20,6 +20,8 @@ def runtime_env() -> None:
     from forgetflow.workspace import Workspace
 
     ws = Workspace.from_env()
+    if "PREFECT_HOME" not in os.environ:
+        ws.prefect_home.mkdir(parents=True, exist_ok=True)
     for key, value in {
         "PREFECT_HOME": str(ws.prefect_home),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",

@@ -81,7 +81,9 @@ class Overlay:
     labels: np.ndarray
 
     def keep(self, ids: set[str]) -> Overlay:
-        mask = np.isin(self.ids, np.asarray(sorted(ids), dtype=object))
+        wanted = set(map(str, ids))
+        mask = np.fromiter((str(i) in wanted for i in self.ids), dtype=bool,
+                           count=len(self.ids))
         return Overlay(self.ids[mask], self.images[mask], self.labels[mask])
 
 

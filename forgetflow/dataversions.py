@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from forgetflow.batch import isin_ids
 from forgetflow.data.manifest import Manifest, build_manifest
 from forgetflow.data.sources import RawSource, load_source
 from forgetflow.data.tensors import DataBundle, ImageSet, materialize
@@ -88,7 +89,7 @@ def poison_version(repo: DataRepo, spec: TriggerSpec, rate: float, seed: int) ->
         bundle, manifest = load_bundle(repo, head)
         spec.check(bundle.image_shape, bundle.num_classes)
         poisoned, ids = poison(bundle.train, spec, rate, seed)
-        rows = np.isin(poisoned.ids, ids)
+        rows = isin_ids(poisoned.ids, ids)
         overlay = Overlay(poisoned.ids[rows], poisoned.images[rows].numpy(),
                           poisoned.labels[rows].numpy())
         info = {**head.info, "batch_id": None, "request_ids": [],

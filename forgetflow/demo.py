@@ -106,9 +106,11 @@ def run_demo(params_file: str | None = None) -> None:
         say(f"[2/4] submitted request {view.id}: {request.kind} {request.payload()}")
 
     batch = process_deletions(name, params_file)
+    t = batch["timings"]
     say(f"[3/4] batch {batch['batch_id']}: gate {batch['gate']}, {name} "
-        f"v{batch['model_version']}, data {batch['data_version']}, "
-        f"unlearning {batch['timings']['unlearn']:.1f} s of {batch['timings']['total']:.1f} s")
+        f"v{batch['model_version']}, data {batch['data_version']}; {t['total']:.1f} s = "
+        f"unlearning {t['unlearn_compute']:.1f} s + evaluation {t['evaluate']:.1f} s + "
+        f"pipeline {t['overhead']:.1f} s")
     if batch["gate"] != "passed":
         say("the gate failed even after escalation: nothing to promote")
         raise SystemExit(1)

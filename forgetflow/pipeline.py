@@ -5,13 +5,15 @@ batch report."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from forgetflow.batch import Stage, concat
+from forgetflow.batch import Stage, concat, isin_ids
 from forgetflow.data.tensors import DataBundle, ImageSet
 from forgetflow.datarepo import DataRepo, DataVersion
 from forgetflow.dataversions import load_bundle
@@ -24,6 +26,28 @@ from forgetflow.registry import InputRef, ModelRef, Registry, RegistryError
 from forgetflow.training import ModelSpec, TrainConfig, spec_for, train_model
 from forgetflow.triggers import TriggerError
 from forgetflow.unlearn import UnlearnTask, create_unlearner
+
+
+class Stopwatch:
+    """Wall seconds per named step of a batch, to report the pipeline's own overhead."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def lap(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.laps[name] = self.laps.get(name, 0.0) + time.perf_counter() - t
+
+    def report(self, compute: float) -> dict[str, float]:
+        """Laps, total, and overhead = total minus unlearning compute and evaluation."""
+        total = time.perf_counter() - self.started
+        return {**self.laps, "unlearn_compute": compute, "total": total,
+                "overhead": total - compute - self.laps.get("evaluate", 0.0)}
 
 
 class SubmissionError(ValueError):
@@ -181,10 +205,8 @@ def run_params(params: Params, attempt_method: str, config: dict[str, Any]) -> d
 
 def without_ids(bundle: DataBundle, ids: np.ndarray) -> DataBundle:
     """The bundle of the next data version, cut from this one instead of reloaded."""
-    drop = np.asarray(sorted(map(str, ids)), dtype=object)
-
     def cut(s: ImageSet) -> ImageSet:
-        return s.where(~np.isin(s.ids, drop))
+        return s.where(~isin_ids(s.ids, ids))
 
     return DataBundle(cut(bundle.train), cut(bundle.third_party), cut(bundle.test),
                       bundle.classes, bundle.source)

@@ -44,7 +44,10 @@ class Manifest:
         return self.select(self.split == split)
 
     def without(self, ids: set[str] | np.ndarray) -> Manifest:
-        return self.select(~np.isin(self.ids, np.asarray(sorted(ids), dtype=object)))
+        # numpy's isin on object arrays compares every pair (O(n*m)); fixed-width strings
+        # take its sort-based path
+        drop = np.asarray(sorted(map(str, ids)), dtype=str)
+        return self.select(~np.isin(self.ids.astype(str), drop))
 
     def digest(self) -> str:
         """sha256 over the rows, so two manifests with the same content share a digest."""

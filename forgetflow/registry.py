@@ -72,6 +72,14 @@ class Registry:
             ws.ensure()
         self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
+    def _use_globally(self) -> None:
+        """mlflow's fluent API (log_model, load_model of `models:/` URIs) reads the global
+        URIs, not the client's: point them at this workspace before using it."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+
     def _experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(EXPERIMENT)
         if exp is not None:
@@ -119,6 +127,7 @@ class Registry:
         """The module plus the recipe that built it (from the run's params)."""
         import mlflow.pytorch
 
+        self._use_globally()
         params = self.client.get_run(ref.run_id).data.params
         spec = ModelSpec(**json.loads(params["model_spec"]))
         recipe = TrainConfig(**json.loads(params["train_config"]))
@@ -139,8 +148,7 @@ class Registry:
         missing = [k for k in TAG_KEYS if k not in tags]
         if missing:
             raise ValueError(f"lineage tags missing: {missing}")
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        self._use_globally()
         run_params = {"model_spec": json.dumps(asdict(spec)),
                       "train_config": json.dumps(asdict(recipe)), **(params or {})}
         with mlflow.start_run(experiment_id=self._experiment_id(),

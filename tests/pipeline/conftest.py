@@ -74,7 +74,7 @@ def build_trained_workspace(root: Path, epochs: int = 3) -> dict[str, str]:
     from forgetflow.workspace import Workspace
 
     env = {"FORGETFLOW_HOME": str(root / "ws"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'ws' / 'mlflow.db'}"}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

@@ -50,3 +50,20 @@ def test_promotion_refuses_failed_gate_and_older_data(trained: dict[str, str]) -
     with pytest.raises(PromotionRefused, match="did not pass the gate"):
         check_promotable(registry, NAME, failed.version)
     assert check_promotable(registry, NAME, "1") == ("1", "1")
+
+
+def test_fresh_process_loads_with_workspace_default_uri(trained: dict[str, str]) -> None:
+    """Regression: `load` used mlflow's global URI, so a fresh `forgetflow process` without
+    MLFLOW_TRACKING_URI could not find the champion in the workspace's own store."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    code = ("from forgetflow.registry import Registry; from forgetflow.workspace import "
+            "Workspace; r = Registry(Workspace.from_env()); "
+            "print(r.load(r.ref('ff-test', 'champion'))[1].num_classes)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("10")

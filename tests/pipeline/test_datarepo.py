@@ -96,3 +96,9 @@ def test_without_scales_to_large_manifests() -> None:
     kept = manifest.without(drop)
     assert time.perf_counter() - started < 5.0
     assert len(kept) == n - len(drop) and not drop & set(kept.ids.tolist())
+
+
+def test_working_copy_is_read_only_when_it_matches_the_version(repo: DataRepo) -> None:
+    v1, _ = prepare(repo, DIGITS)
+    (repo.path / "manifest.csv").write_text("id,label,split,subject\n")
+    assert repo.manifest(v1).digest() == v1.info["manifest_sha256"]

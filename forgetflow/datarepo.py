@@ -145,7 +145,6 @@ class DataRepo:
         with repo.config.edit() as conf:
             conf["core"]["remote"] = "storage"
             conf["core"]["analytics"] = False
-            conf["core"]["autostage"] = True
             conf["remote"]["storage"] = {"url": remote}
             s3 = s3_settings()
             if remote.startswith("s3://") and s3 and s3.endpoint_url:
@@ -235,6 +234,9 @@ class DataRepo:
             (self.path / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
             with self._dvc() as repo:
                 repo.add([str(self.path / t) for t in targets])
+            # restage from scratch: DVC may rewrite the git index with stale stat data, and
+            # a same-size version.json written in the same second then looks unchanged
+            _git(self.path, "rm", "-r", "-q", "--cached", ".")
             _git(self.path, "add", "-A")
             _git(self.path, "commit", "-q", "-m", message)
             _git(self.path, "tag", "-a", tag, "-m", message)

@@ -102,3 +102,36 @@ def test_working_copy_is_read_only_when_it_matches_the_version(repo: DataRepo) -
     v1, _ = prepare(repo, DIGITS)
     (repo.path / "manifest.csv").write_text("id,label,split,subject\n")
     assert repo.manifest(v1).digest() == v1.info["manifest_sha256"]
+
+
+def test_samples_selection_scales_to_large_requests() -> None:
+    """Regression: forget.select matched sample ids with numpy's pairwise object isin, so a
+    5000-id request against a 200k-row manifest took tens of seconds at submit and again in
+    the batch."""
+    import time
+
+    from forgetflow.forget import ForgetRequest, ForgetSetError, select
+
+    n = 200_000
+    ids = np.asarray([f"big:train:{i}" for i in range(n)], dtype=object)
+    manifest = Manifest(ids, np.arange(n, dtype=np.int64) % 10,
+                        np.full(n, "train", dtype=object), np.full(n, "s", dtype=object))
+    wanted = ids[::40].tolist()
+    started = time.perf_counter()
+    mask = select(ForgetRequest("samples", ids=tuple(wanted)), manifest)
+    assert time.perf_counter() - started < 5.0
+    assert mask.sum() == len(wanted) and set(ids[mask].tolist()) == set(wanted)
+    with pytest.raises(ForgetSetError, match="1 unknown sample id"):
+        select(ForgetRequest("samples", ids=("big:train:0", "big:train:999999")), manifest)
+
+
+def test_rapid_versions_each_commit_their_own_metadata(repo: DataRepo) -> None:
+    """Regression: DVC rewrote git's index with stale stat data, so a same-size version.json
+    written within the same second was not staged and vN carried v(N-1)'s metadata."""
+    head, _ = prepare(repo, DIGITS)
+    for i in range(4):
+        head = drop_version(repo, head, np.array([f"digits:train:{i}"], dtype=object), {},
+                            f"b{i}", [i])
+        again = repo.version(head.tag)
+        assert again.info["tag"] == head.tag and again.info["batch_id"] == f"b{i}"
+        assert repo.manifest(again).digest() == again.info["manifest_sha256"]

@@ -95,6 +95,10 @@ def _quiet_dvc() -> None:
     logging.getLogger("dvc").setLevel(logging.WARNING)
 
 
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
 def _git(repo: Path, *args: str) -> str:
     proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
     if proc.returncode:
@@ -181,8 +185,7 @@ class DataRepo:
             return None
         recorded = re.search(r"md5: ([0-9a-f]{32})",
                              _git(self.path, "show", f"{version.rev}:{path}.dvc"))
-        actual = hashlib.md5(local.read_bytes(), usedforsecurity=False).hexdigest()
-        return local if recorded and recorded.group(1) == actual else None
+        return local if recorded and recorded.group(1) == _md5(local) else None
 
     def read_bytes(self, path: str, version: DataVersion) -> bytes:
         """A file of a version: the verified working copy, else through dvc.api (the way
@@ -234,6 +237,10 @@ class DataRepo:
             (self.path / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
             with self._dvc() as repo:
                 repo.add([str(self.path / t) for t in targets])
+            for t in targets:  # DVC caches hashes by file stat: never trust a stale one
+                recorded = re.search(r"md5: ([0-9a-f]{32})", (self.path / f"{t}.dvc").read_text())
+                if not recorded or recorded.group(1) != _md5(self.path / t):
+                    raise DataRepoError(f"dvc add recorded a stale hash for {t}")
             # restage from scratch: DVC may rewrite the git index with stale stat data, and
             # a same-size version.json written in the same second then looks unchanged
             _git(self.path, "rm", "-r", "-q", "--cached", ".")

@@ -82,8 +82,8 @@ def process_deletions(model_name: str | None = None,
 
         # 3. new data version without the dropped rows (git commit + tag, dvc push)
         with watch.lap("data_version"):
-            version = commit_batch_version(head, plan.selection.drop_ids, plan.request_of(),
-                                           batch_id, accepted)
+            version = commit_batch_version(head, head_manifest, plan.selection.drop_ids,
+                                           plan.request_of(), batch_id, accepted)
         with watch.lap("extract"):
             bundle = without_ids(head_bundle, plan.selection.drop_ids)
             kept = set(bundle.train.ids.tolist())

@@ -100,15 +100,17 @@ def poison_version(repo: DataRepo, spec: TriggerSpec, rate: float, seed: int) ->
 
 
 def drop_version(repo: DataRepo, parent: DataVersion, drop_ids: np.ndarray,
-                 request_of: Mapping[str, str], batch_id: str,
-                 request_ids: list[int]) -> DataVersion:
-    """The batch's new version: parent's manifest without `drop_ids`, exclusions extended."""
+                 request_of: Mapping[str, str], batch_id: str, request_ids: list[int],
+                 manifest: Manifest | None = None) -> DataVersion:
+    """The batch's new version: parent's manifest without `drop_ids`, exclusions extended.
+    `manifest`: the parent's manifest when the caller already holds it (saves a re-read)."""
     with repo.locked():
         head = repo.version()
         if head.tag != parent.tag:
             raise DataRepoError(f"data registry moved to {head.tag} while the batch ran on "
                                 f"{parent.tag}; rerun the batch")
-        manifest = repo.manifest(head)
+        if manifest is None:
+            manifest = repo.manifest(head)
         exclusions = repo.exclusions(head)
         kept = manifest.without(set(drop_ids.tolist()))
         tag_next = f"v{head.number + 1}"

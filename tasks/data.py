@@ -35,6 +35,7 @@ def load_data(tag: str | None = None) -> tuple[DataVersion, DataBundle, Manifest
 
 
 @task(name="commit-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5, **IO)
-def commit_batch_version(parent: DataVersion, drop_ids: np.ndarray, request_of: dict[str, str],
-                         batch_id: str, request_ids: list[int]) -> DataVersion:
-    return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids)
+def commit_batch_version(parent: DataVersion, manifest: Manifest, drop_ids: np.ndarray,
+                         request_of: dict[str, str], batch_id: str,
+                         request_ids: list[int]) -> DataVersion:
+    return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids, manifest)

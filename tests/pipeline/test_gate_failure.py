@@ -1,0 +1,52 @@
+"""A batch whose every attempt fails the gate: escalation is tried and recorded, the version is
+registered as failed without the challenger alias, requests end `failed`, promotion refuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from forgetflow.cli import app
+from forgetflow.ledger import Ledger
+from forgetflow.registry import Registry
+from forgetflow.workspace import Workspace
+
+
+def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained: dict,
+                                                  params_file: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    params = yaml.safe_load(params_file.read_text())
+    params["gate"]["max_test_acc_drop"] = -1.0  # no model can pass
+    params["unlearn"]["escalation"] = [{"method": "retrain", "config": {"epochs": 1}}]
+    strict = params_file.with_name("strict.yaml")
+    strict.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FORGETFLOW_PARAMS", str(strict))
+    runner = CliRunner()
+    submitted = runner.invoke(app, ["request", "submit", "--kind", "class", "--label", "1",
+                                    "--json"])
+    rid = json.loads(submitted.stdout)["id"]
+
+    result = runner.invoke(app, ["process", "--json"])
+    assert result.exit_code == 1, result.output
+    batch = json.loads(result.stdout)
+    assert batch["gate"] == "failed" and batch["request_ids"] == [rid]
+
+    ws = Workspace.from_env()
+    ledger = Ledger(ws.ledger_url)
+    request = ledger.get(rid)
+    assert request.status == "failed" and "test_acc_drop" in request.reason
+    decisions = ledger.batch(batch["batch_id"])["decisions"]
+    assert [d["method"] for d in decisions] == ["dm", "retrain"]
+    assert all(d["gate"] == "failed" for d in decisions)
+
+    registry = Registry(ws)
+    failed = registry.ref("ff-test", batch["model_version"])
+    assert failed.tag("gate") == "failed" and failed.tag("method") == "retrain"
+    assert registry.alias("ff-test", "challenger") is None
+    refused = runner.invoke(app, ["promote", "--version", failed.version, "--json"])
+    assert refused.exit_code == 2 and "did not pass the gate" in refused.stderr
+    assert registry.ref("ff-test", "champion").version == "1"

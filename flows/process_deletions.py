@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -34,6 +34,8 @@ from tasks.data import commit_batch_version, load_data
 from tasks.models import gate, unlearn_batch
 from tasks.registry import load_parent, register, set_alias
 
+STALE_HOURS = 6  # a batch still `processing` after this long died without recording a result
+
 
 def new_batch_id() -> str:
     return f"b{datetime.now(UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -49,6 +51,9 @@ def process_deletions(model_name: str | None = None,
     params = load_params(params_file)
     name = model_name or params.registry.model_name
     ws = Workspace.from_env()
+    stale = Ledger(ws.ledger_url).fail_stale(name, timedelta(hours=STALE_HOURS))
+    if stale:
+        log.warning("requests %s belonged to an interrupted batch: marked failed", stale)
     if not Ledger(ws.ledger_url).list(status="pending", model_name=name):
         log.info("no pending deletion requests for %s: nothing to do", name)
         return {"batch_id": None, "request_ids": [], "model_name": name}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,27 @@ class Ledger:
             if done.rowcount != len(ids):
                 raise LedgerError("pending requests changed while claiming; retry")
         return [self.get(i) for i in ids]
+
+    def fail_stale(self, model_name: str, older_than: timedelta) -> list[int]:
+        """Close batches left `processing` by a crashed run (older than `older_than`): their
+        requests become `failed`. Rows such a batch already dropped from the data are still
+        unlearned by the next batch, which forgets everything its parent's data had."""
+        cutoff = utcnow() - older_than
+        with self._session.begin() as s:
+            stale = list(s.scalars(select(BatchRow).where(
+                BatchRow.model_name == model_name, BatchRow.status == "processing")))
+            stale = [b for b in stale if _aware(b.created_at) < cutoff]
+            failed: list[int] = []
+            for batch in stale:
+                batch.status, batch.error = "failed", "interrupted (no result recorded)"
+                batch.finished_at = utcnow()
+                rows = s.scalars(select(RequestRow).where(RequestRow.batch_id == batch.id,
+                                                          RequestRow.status == "processing"))
+                for row in rows:
+                    row.status, row.completed_at = "failed", utcnow()
+                    row.reason = f"batch {batch.id} was interrupted; resubmit if needed"
+                    failed.append(row.id)
+        return failed
 
     def transition(self, request_ids: Iterable[int], status: str, reason: str | None = None,
                    model_version: str | None = None,

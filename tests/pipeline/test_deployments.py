@@ -34,3 +34,21 @@ def test_served_and_declared_deployments_agree(params_file: Path) -> None:
     for d in declared:
         module, func = d["entrypoint"].split(":")
         assert (ROOT / module).exists() and func in (ROOT / module).read_text()
+
+
+def test_ui_request_flow_validates_and_stores(prefect_harness: None, trained: dict) -> None:
+    """The UI-triggered flow takes the pydantic request itself; bad ones fail, nothing stored."""
+    import pytest
+
+    from forgetflow.deletion import DeletionRequest
+    from forgetflow.ledger import Ledger
+    from forgetflow.pipeline import SubmissionError
+    from forgetflow.workspace import Workspace
+
+    out = request_deletion(DeletionRequest(kind="class", label=5, idempotency_key="ui-1"))
+    assert out["status"] == "pending"
+    again = request_deletion(DeletionRequest(kind="class", label=5, idempotency_key="ui-1"))
+    assert again["id"] == out["id"]
+    with pytest.raises(SubmissionError, match="outside the label space"):
+        request_deletion(DeletionRequest(kind="class", label=42))
+    assert len(Ledger(Workspace.from_env().ledger_url).list()) == 1

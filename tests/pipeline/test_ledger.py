@@ -75,3 +75,14 @@ def test_large_sample_list_stored_as_rows(ledger: Ledger) -> None:
 def test_pydantic_rejects_malformed_requests(raw: dict) -> None:
     with pytest.raises(ValidationError):
         DeletionRequest.model_validate(raw)
+
+
+def test_interrupted_batches_are_failed_after_a_while(ledger: Ledger) -> None:
+    from datetime import timedelta
+
+    a, _ = ledger.submit(DeletionRequest(kind="class", label=1), "m")
+    ledger.claim_pending("m", "crashed")
+    assert ledger.fail_stale("m", timedelta(hours=1)) == []  # maybe still running
+    assert ledger.fail_stale("m", timedelta(seconds=-1)) == [a.id]
+    assert ledger.get(a.id).status == "failed" and "interrupted" in ledger.get(a.id).reason
+    assert ledger.batch("crashed")["status"] == "failed"

@@ -69,9 +69,12 @@ def print_lineage(registry: Registry, ledger: Ledger, repo: DataRepo, name: str,
                   f"names v{(req.receipt or {}).get('model_version')}")
         if rids:
             print(f"      forget set: {ref.tag('forget_set_size')} samples, sha256 "
-                  f"{ref.tag('forget_set_sha256')[:16]}…; forget_acc "
-                  f"{metrics.get('forget_acc', float('nan')):.4f}, third_party_auc "
-                  f"{metrics.get('third_party_auc', float('nan')):.4f}")
+                  f"{ref.tag('forget_set_sha256')[:16]}…")
+            for stage in sorted({k.split(".")[0] for k in metrics if "." in k}) or [""]:
+                key = f"{stage}." if stage else ""
+                print(f"      {stage or 'forget set'}: forget_acc "
+                      f"{metrics.get(key + 'forget_acc', float('nan')):.4f}, third_party_auc "
+                      f"{metrics.get(key + 'third_party_auc', float('nan')):.4f}")
             head = repo.version(ref.tag("data_version"))
             gone = repo.exclusions(head).ids
             still = set(repo.manifest(head).ids.tolist()) & gone

@@ -34,6 +34,7 @@ class DMConfig:
     match_weight: float = 1.0
     replay_weight: float = 1.0
     anchor_weight: float = 1.0
+    stamped_anchor_weight: float = 1.0
     check_every: int = 20
     probe_size: int = 2048
     stop_margin: float = 0.015
@@ -121,10 +122,13 @@ class DistributionMatching(Unlearner):
                                                           streams.replay.y[ri].to(device))
         ui = _draw(len(streams.anchor), cfg.utility_batch_size, gen)
         ref = streams.anchor_ref[ui].to(device)
-        pools = [streams.anchor] + ([streams.anchor_stamped] if streams.anchor_stamped else [])
-        for pool in pools:  # backdoor: triggered unseen inputs must look like clean unseen
-            logp = F.log_softmax(net(pool.input(ui, device)), 1)
-            loss = loss + cfg.anchor_weight * F.kl_div(logp, ref, reduction="batchmean")
+        pools = [(streams.anchor, cfg.anchor_weight)]
+        if streams.anchor_stamped is not None:  # triggered unseen must look like clean unseen
+            pools.append((streams.anchor_stamped, cfg.stamped_anchor_weight))
+        for pool, weight in pools:
+            if weight:
+                logp = F.log_softmax(net(pool.input(ui, device)), 1)
+                loss = loss + weight * F.kl_div(logp, ref, reduction="batchmean")
         return loss
 
 

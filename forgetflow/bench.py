@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetflow.data.manifest import build_manifest
+from forgetflow.data.manifest import Manifest, build_manifest
 from forgetflow.data.sources import DataSourceError, load_source
 from forgetflow.data.tensors import DataBundle, ImageSet, materialize
 from forgetflow.evaluate import EvalData, evaluate
@@ -106,21 +106,22 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _load_bundle(cfg: BenchConfig, seed: int) -> DataBundle:
+def _load_bundle(cfg: BenchConfig, seed: int) -> tuple[DataBundle, Manifest]:
     try:
         raw = load_source(cfg.dataset, cfg.data_root)
     except DataSourceError as exc:
         raise BenchError(str(exc)) from exc
-    bundle = materialize(raw, build_manifest(raw, seed=seed))
+    manifest = build_manifest(raw, seed=seed)
+    bundle = materialize(raw, manifest)
     if cfg.train_limit:
         bundle = DataBundle(bundle.train.take(np.arange(min(cfg.train_limit, len(bundle.train)))),
                             bundle.third_party, bundle.test, bundle.classes, bundle.source)
-    return bundle
+    return bundle, manifest
 
 
 def setup_seed(cfg: BenchConfig, seed: int) -> SeedSetup:
     """Data, (poisoned) training set and forget mask for one seed; all seeded."""
-    bundle = _load_bundle(cfg, seed)
+    bundle, manifest = _load_bundle(cfg, seed)
     train, info = bundle.train, {}
     rng = np.random.default_rng(1000 + seed)
     labels = train.labels.numpy()
@@ -132,7 +133,6 @@ def setup_seed(cfg: BenchConfig, seed: int) -> SeedSetup:
         mask = np.zeros(len(train), dtype=bool)
         mask[rng.choice(len(train), max(1, int(round(cfg.fraction * len(train)))), False)] = True
     elif cfg.scenario == "subject":
-        manifest = build_manifest(load_source(cfg.dataset, cfg.data_root), seed=seed)
         subject_of = dict(zip(manifest.ids, manifest.subject, strict=True))
         subjects = np.asarray([subject_of[i] for i in train.ids], dtype=object)
         chosen = rng.choice(np.unique(subjects), cfg.subjects, replace=False)

@@ -119,14 +119,6 @@ def build_targets(task: UnlearnTask, encoder: Encoder, original_net: torch.nn.Mo
                         temperature=temperature)
 
 
-def mann_whitney_auc(a: torch.Tensor, b: torch.Tensor) -> float:
-    """P(a > b) + 0.5 P(a = b): the AUC of the best threshold test on a scalar statistic."""
-    both = torch.cat([a, b]).double()
-    ranks = torch.empty_like(both)
-    ranks[both.argsort()] = torch.arange(1, len(both) + 1, dtype=torch.double)
-    return float((ranks[: len(a)].sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
-
-
 @torch.no_grad()
 def stop_statistic(net: torch.nn.Module, task: UnlearnTask, streams: Streams,
                    probe: torch.Tensor, cfg, device: torch.device) -> tuple[float, float, bool]:

@@ -25,7 +25,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup  ## reference scenarios on Fashion-MNIST; rewrites BENCHMARKS.md
-	$(BIN)/python -m forgetflow.bench_report
+	$(BIN)/python -m forgetflow.bench.report
 
 repro: setup  ## dvc repro of dvc.yaml: prepare → train → evaluate of the base model
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

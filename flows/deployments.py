@@ -9,7 +9,7 @@ from prefect.client.orchestration import get_client
 from flows.process_deletions import process_deletions
 from flows.promote import promote_flow
 from flows.request import request_deletion
-from forgetflow.params import load_params
+from forgetflow.core.params import load_params
 from tasks import DVC_TAG, GPU_TAG
 
 CONCURRENCY = {GPU_TAG: 1, DVC_TAG: 1}

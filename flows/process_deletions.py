@@ -9,17 +9,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from forgetflow.batch import (
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.params import load_params
+from forgetflow.pipeline.batch import (
     forget_sha256,
     forgotten_classes,
     isin_ids,
     plan_batch,
     plan_stages,
 )
-from forgetflow.datarepo import DataRepo
-from forgetflow.ledger import Ledger
-from forgetflow.params import load_params
-from forgetflow.pipeline import (
+from forgetflow.pipeline.steps import (
     Stopwatch,
     attempts,
     batch_markdown,
@@ -28,7 +29,6 @@ from forgetflow.pipeline import (
     run_params,
     without_ids,
 )
-from forgetflow.workspace import Workspace
 from tasks import ledger as ledger_tasks
 from tasks.data import commit_batch_version, load_data
 from tasks.models import gate, unlearn_batch

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from forgetflow.params import load_params
-from forgetflow.registry import Registry, RegistryError
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.registry import Registry, RegistryError
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.params import load_params
 
 
 class PromotionRefused(RegistryError):

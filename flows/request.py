@@ -7,12 +7,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from forgetflow.datarepo import DataRepo
-from forgetflow.deletion import DeletionRequest
-from forgetflow.params import load_params
-from forgetflow.pipeline import validate_submission
-from forgetflow.registry import Registry
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.registry import Registry
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.params import load_params
+from forgetflow.core.requests import DeletionRequest
+from forgetflow.pipeline.steps import validate_submission
 from tasks import ledger as ledger_tasks
 
 

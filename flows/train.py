@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from forgetflow.params import load_params
-from forgetflow.pipeline import base_tags, data_inputs, recipe_of
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.params import load_params
+from forgetflow.pipeline.steps import base_tags, data_inputs, recipe_of
 from tasks.data import load_data, prepare_data
 from tasks.models import train
 from tasks.registry import register, set_alias
@@ -33,7 +33,7 @@ def train_flow(params_file: str | None = None, epochs: int | None = None,
     log.info("trained %s for %d epochs: test acc %.4f", recipe.model, recipe.epochs,
              stats["test_acc"])
 
-    from forgetflow.datarepo import DataRepo
+    from forgetflow.adapters.datarepo import DataRepo
 
     inputs = data_inputs(DataRepo(Workspace.from_env()), version, bundle)
     ref = register(name, model, spec, recipe, base_tags(version.tag), stats, inputs)

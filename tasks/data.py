@@ -6,12 +6,12 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from forgetflow.data.manifest import Manifest
-from forgetflow.data.tensors import DataBundle
-from forgetflow.datarepo import DataRepo, DataVersion
-from forgetflow.dataversions import drop_version, load_bundle, prepare
-from forgetflow.params import DataParams
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo, DataVersion
+from forgetflow.adapters.dataversions import drop_version, load_bundle, prepare
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.data.tensors import DataBundle
+from forgetflow.core.params import DataParams
 from tasks import DVC_TAG
 
 IO = {"cache_policy": NO_CACHE, "persist_result": False}

@@ -8,10 +8,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from forgetflow.deletion import DeletionRequest, forget_request_from
-from forgetflow.forget import ForgetRequest
-from forgetflow.ledger import Ledger, RequestView
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.ledger import Ledger, RequestView
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.forget import ForgetRequest
+from forgetflow.core.requests import DeletionRequest, forget_request_from
 
 RETRY = {"retries": 3, "retry_delay_seconds": 2, "cache_policy": NO_CACHE, "persist_result": False}
 

@@ -8,13 +8,13 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from forgetflow.batch import Stage
-from forgetflow.data.tensors import DataBundle, ImageSet
-from forgetflow.gate import GateResult, run_gate
-from forgetflow.models import Classifier
-from forgetflow.params import GateParams
-from forgetflow.pipeline import UnlearnOutcome, train_base, unlearn
-from forgetflow.training import ModelSpec, TrainConfig
+from forgetflow.core.data.tensors import DataBundle, ImageSet
+from forgetflow.core.models import Classifier
+from forgetflow.core.params import GateParams
+from forgetflow.core.training import ModelSpec, TrainConfig
+from forgetflow.pipeline.batch import Stage
+from forgetflow.pipeline.gate import GateResult, run_gate
+from forgetflow.pipeline.steps import UnlearnOutcome, train_base, unlearn
 from tasks import GPU_TAG
 
 COMPUTE = {"tags": [GPU_TAG], "cache_policy": NO_CACHE, "persist_result": False}

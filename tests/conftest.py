@@ -23,15 +23,16 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 os.environ["DO_NOT_TRACK"] = "1"
 
 import pytest  # noqa: E402
+from postgres import pg_database_factory, pg_url  # noqa: E402,F401  (fixtures)
 
-from forgetflow.data.manifest import Manifest, build_manifest  # noqa: E402
-from forgetflow.data.sources import (  # noqa: E402
+from forgetflow.core.data.manifest import Manifest, build_manifest  # noqa: E402
+from forgetflow.core.data.sources import (  # noqa: E402
     DataSourceError,
     RawSource,
     RawSplit,
     load_source,
 )
-from forgetflow.data.tensors import DataBundle, materialize  # noqa: E402
+from forgetflow.core.data.tensors import DataBundle, materialize  # noqa: E402
 
 TINY_TRAIN = 3000
 TINY_TEST = 1000

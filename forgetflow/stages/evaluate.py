@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import json
 
-from forgetflow.data.manifest import Manifest
-from forgetflow.data.sources import load_source
-from forgetflow.data.tensors import materialize
-from forgetflow.metrics import accuracy, predict_logits
-from forgetflow.params import load_params
+from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.data.sources import load_source
+from forgetflow.core.data.tensors import materialize
+from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.params import load_params
+from forgetflow.core.training import load_checkpoint
 from forgetflow.stages import BUILD, MANIFEST, MODEL
-from forgetflow.training import load_checkpoint
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from forgetflow.data.manifest import build_manifest
-from forgetflow.data.sources import load_source
-from forgetflow.params import load_params
+from forgetflow.core.data.manifest import build_manifest
+from forgetflow.core.data.sources import load_source
+from forgetflow.core.params import load_params
 from forgetflow.stages import BUILD, MANIFEST
 
 

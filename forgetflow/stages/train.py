@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from forgetflow.data.manifest import Manifest
-from forgetflow.data.sources import load_source
-from forgetflow.data.tensors import materialize
-from forgetflow.params import load_params
-from forgetflow.pipeline import recipe_of, train_base
+from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.data.sources import load_source
+from forgetflow.core.data.tensors import materialize
+from forgetflow.core.params import load_params
+from forgetflow.core.training import save_checkpoint
+from forgetflow.pipeline.steps import recipe_of, train_base
 from forgetflow.stages import BUILD, MANIFEST, MODEL
-from forgetflow.training import save_checkpoint
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from forgetflow.cli import app
+from forgetflow.cli.app import app
 
 runner = CliRunner()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forgetflow.data.manifest import Manifest
-from forgetflow.forget import ForgetRequest, ForgetSetError, extract, precision_recall, select
-from forgetflow.triggers import TriggerSpec, poison
+from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.forget import ForgetRequest, ForgetSetError, extract, precision_recall, select
+from forgetflow.core.triggers import TriggerSpec, poison
 
 
 def ids_of(m: Manifest, split: str) -> np.ndarray:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from forgetflow.data.tensors import ImageSet
-from forgetflow.evaluate import EvalData, evaluate
-from forgetflow.metrics import (
+from forgetflow.core.data.tensors import ImageSet
+from forgetflow.core.evaluate import EvalData, evaluate
+from forgetflow.core.metrics import (
     GAP_KEYS,
     accuracy,
     attack_success_rate,
@@ -24,7 +24,7 @@ from forgetflow.metrics import (
     predict_logits,
     true_class_confidence,
 )
-from forgetflow.triggers import TriggerSpec, stamp
+from forgetflow.core.triggers import TriggerSpec, stamp
 
 
 def beta(a: float, b: float, n: int, seed: int) -> np.ndarray:

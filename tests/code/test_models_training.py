@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from forgetflow.metrics import accuracy, predict_logits
-from forgetflow.models import MODEL_NAMES, build_model
-from forgetflow.training import (
+from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.models import MODEL_NAMES, build_model
+from forgetflow.core.training import (
     ModelSpec,
     TrainConfig,
     load_checkpoint,

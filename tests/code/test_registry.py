@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from forgetflow.data.tensors import DataBundle, ImageSet
-from forgetflow.metrics import predict_logits
-from forgetflow.models import Classifier
-from forgetflow.training import ModelSpec, TrainConfig, spec_for, train_model
-from forgetflow.triggers import TriggerSpec, poison
-from forgetflow.unlearn import UnlearnTask, create_unlearner, list_unlearners
+from forgetflow.core.data.tensors import DataBundle, ImageSet
+from forgetflow.core.metrics import predict_logits
+from forgetflow.core.models import Classifier
+from forgetflow.core.training import ModelSpec, TrainConfig, spec_for, train_model
+from forgetflow.core.triggers import TriggerSpec, poison
+from forgetflow.core.unlearn import UnlearnTask, create_unlearner, list_unlearners
 
 RECIPE = TrainConfig(epochs=2, batch_size=64, lr=3e-3, seed=0)
 N_TRAIN, N_FORGET = 300, 20

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from forgetflow.data.tensors import ImageSet
-from forgetflow.triggers import CORNERS, TriggerError, TriggerSpec, carries_trigger, poison, stamp
+from forgetflow.core.data.tensors import ImageSet
+from forgetflow.core.triggers import (
+    CORNERS,
+    TriggerError,
+    TriggerSpec,
+    carries_trigger,
+    poison,
+    stamp,
+)
 
 
 def noise_images(n: int = 16, c: int = 1, h: int = 28, w: int = 28, seed: int = 0) -> torch.Tensor:

@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pytest
 
-from forgetflow.data.manifest import COLUMNS, Manifest, ManifestError
-from forgetflow.data.tensors import materialize
+from forgetflow.core.data.manifest import COLUMNS, Manifest, ManifestError
+from forgetflow.core.data.tensors import materialize
 
 
 def _assert_same(a: Manifest, b: Manifest) -> None:

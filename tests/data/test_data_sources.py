@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forgetflow.data.manifest import build_manifest, parse_sample_id
-from forgetflow.data.sources import DataSourceError, load_idx_dir, load_source, read_idx
-from forgetflow.data.tensors import materialize
+from forgetflow.core.data.manifest import build_manifest, parse_sample_id
+from forgetflow.core.data.sources import DataSourceError, load_idx_dir, load_source, read_idx
+from forgetflow.core.data.tensors import materialize
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from forgetflow.data.manifest import (
+from forgetflow.core.data.manifest import (
     ManifestError,
     build_manifest,
     parse_sample_id,
     positions,
     sample_id,
 )
-from forgetflow.data.tensors import materialize, to_float
+from forgetflow.core.data.tensors import materialize, to_float
 
 
 @pytest.fixture(scope="module")

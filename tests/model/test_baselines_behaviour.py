@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from forgetflow.data.tensors import DataBundle, ImageSet
-from forgetflow.metrics import accuracy, predict_logits
-from forgetflow.training import TrainConfig, spec_for, train_model
-from forgetflow.unlearn import UnlearnTask, create_unlearner
+from forgetflow.core.data.tensors import DataBundle, ImageSet
+from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.training import TrainConfig, spec_for, train_model
+from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 
 RECIPE = TrainConfig(epochs=8, batch_size=64, lr=3e-3, seed=0)
 FORGET_CLASS = 3

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from forgetflow.data.tensors import DataBundle, ImageSet
-from forgetflow.metrics import accuracy, attack_success_rate, predict_logits
-from forgetflow.training import TrainConfig, spec_for, train_model
-from forgetflow.triggers import TriggerSpec, poison
-from forgetflow.unlearn import UnlearnTask, create_unlearner
+from forgetflow.core.data.tensors import DataBundle, ImageSet
+from forgetflow.core.metrics import accuracy, attack_success_rate, predict_logits
+from forgetflow.core.training import TrainConfig, spec_for, train_model
+from forgetflow.core.triggers import TriggerSpec, poison
+from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 
 RECIPE = TrainConfig(epochs=12, batch_size=64, lr=3e-3, seed=0)
 

@@ -66,12 +66,12 @@ def params_file(workspace: Path) -> Path:
 def build_trained_workspace(root: Path, epochs: int = 3) -> dict[str, str]:
     """Data v1 + a registered base model as champion, made with the core functions (no
     Prefect), so tests that only need a populated workspace start fast."""
-    from forgetflow.datarepo import DataRepo
-    from forgetflow.dataversions import load_bundle, prepare
-    from forgetflow.params import DataParams, TrainParams
-    from forgetflow.pipeline import base_tags, data_inputs, recipe_of, train_base
-    from forgetflow.registry import Registry
-    from forgetflow.workspace import Workspace
+    from forgetflow.adapters.datarepo import DataRepo
+    from forgetflow.adapters.dataversions import load_bundle, prepare
+    from forgetflow.adapters.registry import Registry
+    from forgetflow.adapters.workspace import Workspace
+    from forgetflow.core.params import DataParams, TrainParams
+    from forgetflow.pipeline.steps import base_tags, data_inputs, recipe_of, train_base
 
     env = {"FORGETFLOW_HOME": str(root / "ws"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'ws' / 'mlflow.db'}"}

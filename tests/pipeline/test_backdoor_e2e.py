@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from flows.process_deletions import process_deletions
 from flows.train import train_flow
-from forgetflow.cli import app
-from forgetflow.data.manifest import Manifest
-from forgetflow.datarepo import DataRepo
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
+from forgetflow.core.data.manifest import Manifest
 
 TRIGGER = {"pattern": "checkerboard", "size": 3, "value": 1.0, "position": "bottom-right",
            "margin": 1, "target": 0}

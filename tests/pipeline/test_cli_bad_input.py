@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from forgetflow.cli import app
-from forgetflow.datarepo import DataRepo
-from forgetflow.ledger import Ledger
-from forgetflow.registry import Registry
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.registry import Registry
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
 
 runner = CliRunner()
 

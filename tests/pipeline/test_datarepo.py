@@ -10,12 +10,12 @@ import dvc.api
 import numpy as np
 import pytest
 
-from forgetflow.data.manifest import Manifest
-from forgetflow.datarepo import DataRepo, DataRepoError
-from forgetflow.dataversions import drop_version, load_bundle, poison_version, prepare
-from forgetflow.params import DataParams
-from forgetflow.triggers import TriggerSpec, carries_trigger
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo, DataRepoError
+from forgetflow.adapters.dataversions import drop_version, load_bundle, poison_version, prepare
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.params import DataParams
+from forgetflow.core.triggers import TriggerSpec, carries_trigger
 
 DIGITS = DataParams(source="digits")
 
@@ -110,7 +110,7 @@ def test_samples_selection_scales_to_large_requests() -> None:
     the batch."""
     import time
 
-    from forgetflow.forget import ForgetRequest, ForgetSetError, select
+    from forgetflow.core.forget import ForgetRequest, ForgetSetError, select
 
     n = 200_000
     ids = np.asarray([f"big:train:{i}" for i in range(n)], dtype=object)

@@ -8,7 +8,7 @@ import yaml
 
 from flows.deployments import deployments
 from flows.request import request_deletion
-from forgetflow.params import load_params
+from forgetflow.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,10 +40,10 @@ def test_ui_request_flow_validates_and_stores(prefect_harness: None, trained: di
     """The UI-triggered flow takes the pydantic request itself; bad ones fail, nothing stored."""
     import pytest
 
-    from forgetflow.deletion import DeletionRequest
-    from forgetflow.ledger import Ledger
-    from forgetflow.pipeline import SubmissionError
-    from forgetflow.workspace import Workspace
+    from forgetflow.adapters.ledger import Ledger
+    from forgetflow.adapters.workspace import Workspace
+    from forgetflow.core.requests import DeletionRequest
+    from forgetflow.pipeline.steps import SubmissionError
 
     out = request_deletion(DeletionRequest(kind="class", label=5, idempotency_key="ui-1"))
     assert out["status"] == "pending"

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from flows.process_deletions import process_deletions
 from flows.promote import promote_flow
 from flows.train import train_flow
-from forgetflow.cli import app
-from forgetflow.data.manifest import Manifest
-from forgetflow.datarepo import DataRepo
-from forgetflow.ledger import Ledger
-from forgetflow.registry import TAG, TAG_KEYS
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.registry import TAG, TAG_KEYS
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
+from forgetflow.core.data.manifest import Manifest
 
 NAME = "ff-test"
 LOAD = """

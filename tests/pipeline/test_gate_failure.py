@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from forgetflow.cli import app
-from forgetflow.ledger import Ledger
-from forgetflow.registry import Registry
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.registry import Registry
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
 
 
 def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained: dict,

@@ -8,10 +8,10 @@ from alembic.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
-from forgetflow.deletion import DeletionRequest
-from forgetflow.ledger import Ledger, LedgerError
-from forgetflow.ledger_schema import metadata
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.ledger import Ledger, LedgerError
+from forgetflow.adapters.ledger_schema import metadata
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.requests import DeletionRequest
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from flows.promote import PromotionRefused, check_promotable
-from forgetflow.registry import TAG, TAG_KEYS, Registry, RegistryError
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.registry import TAG, TAG_KEYS, Registry, RegistryError
+from forgetflow.adapters.workspace import Workspace
 
 NAME = "ff-test"
 
@@ -60,8 +60,9 @@ def test_fresh_process_loads_with_workspace_default_uri(trained: dict[str, str])
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    code = ("from forgetflow.registry import Registry; from forgetflow.workspace import "
-            "Workspace; r = Registry(Workspace.from_env()); "
+    code = ("from forgetflow.adapters.registry import Registry; "
+            "from forgetflow.adapters.workspace import Workspace; "
+            "r = Registry(Workspace.from_env()); "
             "print(r.load(r.ref('ff-test', 'champion'))[1].num_classes)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)

@@ -14,9 +14,9 @@ import pytest
 import torch
 from moto.server import ThreadedMotoServer
 
-from forgetflow.datarepo import DataRepo
-from forgetflow.registry import Registry
-from forgetflow.workspace import Workspace
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.registry import Registry
+from forgetflow.adapters.workspace import Workspace
 
 from .conftest import build_trained_workspace
 

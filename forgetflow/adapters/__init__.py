@@ -1,0 +1,1 @@
+"""Adapters: the only modules that touch the ledger DB, MLflow, DVC and the workspace."""

@@ -1,0 +1,126 @@
+"""Data versions in domain terms: prepare v1, poison, drop a batch's ids, load tensors.
+
+Every loader honours the exclusion manifest, so no later training can include a forgotten id
+even if a manifest were rebuilt from the source.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from forgetflow.adapters.datarepo import DataRepo, DataRepoError, DataVersion, Exclusions, Overlay
+from forgetflow.core.data.manifest import Manifest, build_manifest
+from forgetflow.core.data.sources import RawSource, load_source
+from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
+from forgetflow.core.params import DataParams
+from forgetflow.core.triggers import TriggerSpec, poison
+from forgetflow.pipeline.batch import isin_ids
+
+
+@functools.lru_cache(maxsize=4)
+def cached_source(name: str, root: str | None) -> RawSource:
+    """Read-only system sources are loaded once per process."""
+    return load_source(name, root)
+
+
+def _counts(manifest: Manifest) -> dict[str, int]:
+    return {s: int((manifest.split == s).sum()) for s in ("train", "third_party", "test")}
+
+
+def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
+    """Build the manifest from the source minus every excluded id; a new version only when it
+    differs from the newest one. Returns (version, created)."""
+    raw = cached_source(data.source, data.root)
+    manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size)
+    with repo.locked():
+        head = repo.version() if repo.exists() else None
+        exclusions = repo.exclusions(head) if head else Exclusions([])
+        manifest = manifest.without(exclusions.ids)
+        overlay = repo.overlay(head) if head else None
+        if head and head.info.get("manifest_sha256") == manifest.digest() \
+                and head.info.get("source") == raw.name:
+            return head, False
+        info = {"source": raw.name, "root": data.root, "seed": data.seed,
+                "classes": list(raw.classes), "image_shape": list(raw.image_shape),
+                "third_party_fraction": data.third_party_fraction,
+                "subject_size": data.subject_size, "rows": _counts(manifest),
+                "excluded": len(exclusions.rows), "batch_id": None, "request_ids": [],
+                "poison": head.info.get("poison") if head and overlay else None}
+        if overlay is not None:
+            overlay = overlay.keep(set(manifest.ids[manifest.split == "train"]))
+        version = repo.commit(manifest, exclusions, overlay, info,
+                              f"prepare {raw.name}: {len(manifest)} rows")
+    return version, True
+
+
+def load_bundle(repo: DataRepo, version: DataVersion) -> tuple[DataBundle, Manifest]:
+    """Tensors of a version: source pixels, with project-owned (poisoned) rows overlaid."""
+    info = version.info
+    raw = cached_source(info["source"], info.get("root"))
+    manifest = repo.manifest(version).without(repo.exclusions(version).ids)
+    bundle = materialize(raw, manifest)
+    overlay = repo.overlay(version)
+    return (apply_overlay(bundle, overlay) if overlay is not None else bundle), manifest
+
+
+def apply_overlay(bundle: DataBundle, overlay: Overlay) -> DataBundle:
+    """Replace the train rows the overlay names with its pixels and labels."""
+    index = {sid: i for i, sid in enumerate(bundle.train.ids)}
+    rows = [index[s] for s in overlay.ids if s in index]
+    src = [i for i, s in enumerate(overlay.ids) if s in index]
+    images, labels = bundle.train.images.clone(), bundle.train.labels.clone()
+    images[rows] = torch.from_numpy(overlay.images[src])
+    labels[rows] = torch.from_numpy(overlay.labels[src].astype(np.int64))
+    train = ImageSet(images, labels, bundle.train.ids)
+    return DataBundle(train, bundle.third_party, bundle.test, bundle.classes, bundle.source)
+
+
+def poison_version(repo: DataRepo, spec: TriggerSpec, rate: float, seed: int) -> DataVersion:
+    """BadNets-poison the newest version's train split into a project-owned overlay."""
+    with repo.locked():
+        head = repo.version()
+        if repo.overlay(head) is not None:
+            raise DataRepoError(f"data version {head.tag} is already poisoned")
+        bundle, manifest = load_bundle(repo, head)
+        spec.check(bundle.image_shape, bundle.num_classes)
+        poisoned, ids = poison(bundle.train, spec, rate, seed)
+        rows = isin_ids(poisoned.ids, ids)
+        overlay = Overlay(poisoned.ids[rows], poisoned.images[rows].numpy(),
+                          poisoned.labels[rows].numpy())
+        info = {**head.info, "batch_id": None, "request_ids": [],
+                "poison": {"trigger": spec.to_dict(), "rate": rate, "seed": seed,
+                           "count": int(len(ids))}}
+        return repo.commit(manifest, repo.exclusions(head), overlay, info,
+                           f"poison {len(ids)} training rows (rate {rate})")
+
+
+def drop_version(repo: DataRepo, parent: DataVersion, drop_ids: np.ndarray,
+                 request_of: Mapping[str, str], batch_id: str, request_ids: list[int],
+                 manifest: Manifest | None = None) -> DataVersion:
+    """The batch's new version: parent's manifest without `drop_ids`, exclusions extended.
+    `manifest`: the parent's manifest when the caller already holds it (saves a re-read)."""
+    with repo.locked():
+        head = repo.version()
+        if head.tag != parent.tag:
+            raise DataRepoError(f"data registry moved to {head.tag} while the batch ran on "
+                                f"{parent.tag}; rerun the batch")
+        if manifest is None:
+            manifest = repo.manifest(head)
+        exclusions = repo.exclusions(head)
+        kept = manifest.without(set(drop_ids.tolist()))
+        tag_next = f"v{head.number + 1}"
+        added = [(str(i), request_of.get(str(i), ""), batch_id, tag_next) for i in drop_ids]
+        overlay = repo.overlay(head)
+        if overlay is not None:
+            overlay = overlay.keep(set(kept.ids[kept.split == "train"]))
+        info: dict[str, Any] = {**head.info, "rows": _counts(kept),
+                                "excluded": len(exclusions.rows) + len(added),
+                                "batch_id": batch_id, "request_ids": request_ids}
+        return repo.commit(kept, Exclusions(exclusions.rows + added), overlay, info,
+                           f"batch {batch_id}: drop {len(drop_ids)} rows for requests "
+                           f"{','.join(map(str, request_ids))}")

@@ -1,0 +1,239 @@
+"""The deletion-request ledger: the only module that talks SQL.
+
+Opening a ledger applies pending Alembic migrations (never `create_all`), so a database made
+by an older forgetflow is upgraded in place. Status changes follow
+pending → processing → done | rejected | failed and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from forgetflow.adapters.ledger_schema import (
+    TRANSITIONS,
+    BatchRow,
+    RequestRow,
+    RequestSampleRow,
+    utcnow,
+)
+from forgetflow.core.requests import DeletionRequest
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class LedgerError(ValueError):
+    """A request id is unknown, or a status change is not allowed."""
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the ledger writes is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A detached snapshot of one request, safe to pass between tasks and print as JSON."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    idempotency_key: str | None
+    model_name: str
+    status: str
+    reason: str | None
+    model_version: str | None
+    batch_id: str | None
+    receipt: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: RequestRow) -> RequestView:
+        return cls(row.id, row.kind, dict(row.payload), row.idempotency_key, row.model_name,
+                   row.status, row.reason, row.model_version, row.batch_id, row.receipt,
+                   _aware(row.created_at), _aware(row.updated_at))
+
+    def summary(self) -> dict[str, Any]:
+        """The `request list --json` row of DESIGN §3."""
+        return {"id": self.id, "kind": self.kind, "status": self.status, "reason": self.reason,
+                "model_version": self.model_version}
+
+    def detail(self) -> dict[str, Any]:
+        """The `request show --json` object: the summary plus payload, batch and receipt."""
+        return {**self.summary(), "payload": self.payload, "model_name": self.model_name,
+                "idempotency_key": self.idempotency_key, "batch_id": self.batch_id,
+                "receipt": self.receipt, "created_at": self.created_at.isoformat(),
+                "updated_at": self.updated_at.isoformat()}
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (a no-op when it is already there)."""
+    cfg = alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _sqlite_foreign_keys(engine: Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _on(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+
+class Ledger:
+    """Requests and batches. Every method is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url)
+        _sqlite_foreign_keys(self.engine)
+        migrate(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _row(self, session: Session, request_id: int) -> RequestRow:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise LedgerError(f"no deletion request with id {request_id}")
+        return row
+
+    def find_by_key(self, key: str) -> RequestView | None:
+        with self._session() as s:
+            row = s.scalars(select(RequestRow).where(RequestRow.idempotency_key == key)).first()
+            return RequestView.of(row) if row else None
+
+    def submit(self, request: DeletionRequest, model_name: str) -> tuple[RequestView, bool]:
+        """Store a validated request; (view, created). A repeated idempotency key returns the
+        first request and writes nothing."""
+        if request.idempotency_key:
+            existing = self.find_by_key(request.idempotency_key)
+            if existing:
+                return existing, False
+        row = RequestRow(kind=request.kind, payload=request.payload(),
+                         idempotency_key=request.idempotency_key,
+                         model_name=request.model_name or model_name, status="pending")
+        try:
+            with self._session.begin() as s:
+                s.add(row)
+                s.flush()
+                if request.ids:
+                    s.execute(RequestSampleRow.__table__.insert(),
+                              [{"request_id": row.id, "sample_id": i} for i in request.ids])
+        except IntegrityError:
+            existing = self.find_by_key(request.idempotency_key or "")
+            if existing is None:
+                raise
+            return existing, False  # a concurrent submit with the same key won the race
+        return RequestView.of(row), True
+
+    def get(self, request_id: int) -> RequestView:
+        with self._session() as s:
+            return RequestView.of(self._row(s, request_id))
+
+    def list(self, status: str | None = None, model_name: str | None = None) -> list[RequestView]:
+        query = select(RequestRow).order_by(RequestRow.id)
+        if status:
+            query = query.where(RequestRow.status == status)
+        if model_name:
+            query = query.where(RequestRow.model_name == model_name)
+        with self._session() as s:
+            return [RequestView.of(r) for r in s.scalars(query)]
+
+    def sample_ids(self, request_id: int) -> list[str]:
+        with self._session() as s:
+            query = (select(RequestSampleRow.sample_id)
+                     .where(RequestSampleRow.request_id == request_id)
+                     .order_by(RequestSampleRow.sample_id))
+            return list(s.scalars(query))
+
+    def claim_pending(self, model_name: str, batch_id: str) -> list[RequestView]:
+        """Open a batch and move every pending request of this model into it, atomically."""
+        with self._session.begin() as s:
+            ids = list(s.scalars(select(RequestRow.id).where(
+                RequestRow.status == "pending", RequestRow.model_name == model_name
+            ).order_by(RequestRow.id)))
+            if not ids:
+                return []
+            s.add(BatchRow(id=batch_id, model_name=model_name, request_ids=ids))
+            s.flush()
+            done = s.execute(update(RequestRow).where(
+                RequestRow.id.in_(ids), RequestRow.status == "pending"
+            ).values(status="processing", batch_id=batch_id, updated_at=utcnow()))
+            if done.rowcount != len(ids):
+                raise LedgerError("pending requests changed while claiming; retry")
+        return [self.get(i) for i in ids]
+
+    def fail_stale(self, model_name: str, older_than: timedelta) -> list[int]:
+        """Close batches left `processing` by a crashed run (older than `older_than`): their
+        requests become `failed`. Rows such a batch already dropped from the data are still
+        unlearned by the next batch, which forgets everything its parent's data had."""
+        cutoff = utcnow() - older_than
+        with self._session.begin() as s:
+            stale = list(s.scalars(select(BatchRow).where(
+                BatchRow.model_name == model_name, BatchRow.status == "processing")))
+            stale = [b for b in stale if _aware(b.created_at) < cutoff]
+            failed: list[int] = []
+            for batch in stale:
+                batch.status, batch.error = "failed", "interrupted (no result recorded)"
+                batch.finished_at = utcnow()
+                rows = s.scalars(select(RequestRow).where(RequestRow.batch_id == batch.id,
+                                                          RequestRow.status == "processing"))
+                for row in rows:
+                    row.status, row.completed_at = "failed", utcnow()
+                    row.reason = f"batch {batch.id} was interrupted; resubmit if needed"
+                    failed.append(row.id)
+        return failed
+
+    def transition(self, request_ids: Iterable[int], status: str, reason: str | None = None,
+                   model_version: str | None = None,
+                   receipts: dict[int, dict[str, Any]] | None = None) -> None:
+        """Move requests to `status`, all or none, refusing changes TRANSITIONS forbids."""
+        with self._session.begin() as s:
+            for rid in request_ids:
+                row = self._row(s, rid)
+                if status not in TRANSITIONS[row.status]:
+                    raise LedgerError(f"request {rid}: {row.status} → {status} is not allowed")
+                row.status, row.reason = status, reason
+                if model_version is not None:
+                    row.model_version = model_version
+                if receipts and rid in receipts:
+                    row.receipt = receipts[rid]
+                if status in ("done", "rejected", "failed"):
+                    row.completed_at = utcnow()
+
+    def update_batch(self, batch_id: str, **fields: Any) -> None:
+        with self._session.begin() as s:
+            row = s.get(BatchRow, batch_id)
+            if row is None:
+                raise LedgerError(f"no batch {batch_id}")
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        with self._session() as s:
+            row = s.get(BatchRow, batch_id)
+            if row is None:
+                raise LedgerError(f"no batch {batch_id}")
+            return {c.name: getattr(row, c.name) for c in BatchRow.__table__.columns}

@@ -1,0 +1,199 @@
+"""MLflow adapter: the only module that imports mlflow.
+
+Models are logged with mlflow.pytorch (pickle format: the Classifier holds its normalization,
+so `mlflow.pytorch.load_model("models:/<name>@champion")` returns a ready module). The recipe
+that built a model travels as run params, so unlearning and retraining can rebuild it. Forget
+sets appear only as a sha256 and a size: never ids or images.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.models import Classifier
+from forgetflow.core.training import ModelSpec, TrainConfig
+
+EXPERIMENT = "forgetflow"
+TAG = "forgetflow."
+TAG_KEYS = ("kind", "parent_version", "deletion_request_ids", "data_version",
+            "parent_data_version", "forget_set_size", "forget_set_sha256", "method", "gate")
+
+
+class RegistryError(LookupError):
+    """A registered model, version or alias does not exist, or a promotion is refused."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """One registered version: where it came from and what the lineage tags say."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+    aliases: list[str]
+
+    def tag(self, key: str) -> str | None:
+        return self.tags.get(TAG + key)
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """A data version as MLflow sees it: digest and size only."""
+
+    context: str
+    name: str
+    source: str
+    sha256: str
+    size: int
+
+
+def _quiet() -> None:
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="mlflow")
+
+
+class Registry:
+    """Register, tag, alias and load models in the workspace's MLflow."""
+
+    def __init__(self, ws: Workspace) -> None:
+        import mlflow
+
+        _quiet()
+        self.ws = ws
+        self.uri = ws.mlflow_tracking_uri
+        if self.uri.startswith("sqlite:///"):
+            ws.ensure()
+        self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def _use_globally(self) -> None:
+        """mlflow's fluent API (log_model, load_model of `models:/` URIs) reads the global
+        URIs, not the client's: point them at this workspace before using it."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(EXPERIMENT)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(
+            EXPERIMENT, artifact_location=self.ws.mlflow_artifact_location)
+
+    def model_exists(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+            return True
+        except MlflowException:
+            return False
+
+    def ref(self, name: str, version_or_alias: str) -> ModelRef:
+        """A version by number or alias (`champion`, `challenger`, ...)."""
+        from mlflow.exceptions import MlflowException
+
+        if not self.model_exists(name):
+            raise RegistryError(f"no registered model named {name!r}")
+        try:
+            mv = (self.client.get_model_version(name, version_or_alias)
+                  if version_or_alias.isdigit()
+                  else self.client.get_model_version_by_alias(name, version_or_alias))
+        except MlflowException as exc:
+            raise RegistryError(f"model {name!r} has no version or alias {version_or_alias!r}"
+                                ) from exc
+        return ModelRef(name, str(mv.version), mv.run_id, dict(mv.tags), list(mv.aliases))
+
+    def alias(self, name: str, alias: str) -> ModelRef | None:
+        try:
+            return self.ref(name, alias)
+        except RegistryError:
+            return None
+
+    def versions(self, name: str) -> list[ModelRef]:
+        found = self.client.search_model_versions(f"name = '{name}'")
+        refs = [ModelRef(name, str(v.version), v.run_id, dict(v.tags), list(v.aliases))
+                for v in found]
+        return sorted(refs, key=lambda r: int(r.version))
+
+    def load(self, ref: ModelRef) -> tuple[Classifier, ModelSpec, TrainConfig]:
+        """The module plus the recipe that built it (from the run's params)."""
+        import mlflow.pytorch
+
+        self._use_globally()
+        params = self.client.get_run(ref.run_id).data.params
+        spec = ModelSpec(**json.loads(params["model_spec"]))
+        recipe = TrainConfig(**json.loads(params["train_config"]))
+        model = mlflow.pytorch.load_model(f"models:/{ref.name}/{ref.version}", map_location="cpu")
+        model.eval()
+        return model, spec, recipe
+
+    def register(self, name: str, model: Classifier, spec: ModelSpec, recipe: TrainConfig,
+                 tags: dict[str, str], metrics: dict[str, float | None],
+                 inputs: list[InputRef], params: dict[str, Any] | None = None) -> ModelRef:
+        """One run (params, metrics, inputs, model) and one new registered version with the
+        lineage tags of DESIGN §3."""
+        import mlflow
+        import mlflow.pytorch
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.data.sources import LocalArtifactDatasetSource
+
+        missing = [k for k in TAG_KEYS if k not in tags]
+        if missing:
+            raise ValueError(f"lineage tags missing: {missing}")
+        self._use_globally()
+        run_params = {"model_spec": json.dumps(asdict(spec)),
+                      "train_config": json.dumps(asdict(recipe)), **(params or {})}
+        with mlflow.start_run(experiment_id=self._experiment_id(),
+                              run_name=f"{tags['kind']}-{tags['data_version']}") as run:
+            mlflow.log_params({k: str(v)[:6000] for k, v in run_params.items()})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+            mlflow.set_tags({TAG + k: v for k, v in tags.items()})
+            for item in inputs:
+                dataset = MetaDataset(LocalArtifactDatasetSource(item.source),
+                                      name=item.name, digest=item.sha256[:32])
+                mlflow.log_input(dataset, context=item.context,
+                                 tags={"sha256": item.sha256, "size": str(item.size)})
+            info = mlflow.pytorch.log_model(
+                model.cpu().eval(), name="model", serialization_format="pickle",
+                pip_requirements=[f"torch=={md.version('torch')}",
+                                  f"cloudpickle=={md.version('cloudpickle')}"],
+            )
+        mv = self.client.create_model_version(name, info.model_uri, run.info.run_id,
+                                              tags={TAG + k: v for k, v in tags.items()}) \
+            if self.model_exists(name) else self._first_version(name, info.model_uri, run, tags)
+        return self.ref(name, str(mv.version))
+
+    def _first_version(self, name: str, uri: str, run: Any, tags: dict[str, str]) -> Any:
+        self.client.create_registered_model(name, description="forgetflow classifier: base "
+                                            "and unlearned versions with lineage tags")
+        return self.client.create_model_version(name, uri, run.info.run_id,
+                                                tags={TAG + k: v for k, v in tags.items()})
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        if self.alias(name, alias) is not None:
+            self.client.delete_registered_model_alias(name, alias)
+
+    def metrics(self, ref: ModelRef) -> dict[str, float]:
+        return dict(self.client.get_run(ref.run_id).data.metrics)
+
+    def lineage(self, name: str, version: str) -> list[ModelRef]:
+        """The version and its ancestors, newest first, following parent_version tags."""
+        chain, seen = [], set()
+        current: str | None = version
+        while current and current not in seen:
+            seen.add(current)
+            ref = self.ref(name, current)
+            chain.append(ref)
+            current = ref.tag("parent_version") or None
+        return chain

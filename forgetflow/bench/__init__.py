@@ -1,0 +1,1 @@
+"""Benchmark harness and report (make bench)."""

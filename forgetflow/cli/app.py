@@ -1,0 +1,87 @@
+"""`forgetflow` — the CLI of DESIGN §3. JSON (with --json) goes to stdout, everything else to
+stderr. Commands that run flows import Prefect lazily, so `request submit` stays quick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from forgetflow.cli import ops as cli_ops
+from forgetflow.cli.bench import register_bench
+from forgetflow.cli.common import JSON, PARAMS, emit, say, user_errors
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Right-to-be-forgotten pipeline for image classifiers.")
+data_app = typer.Typer(no_args_is_help=True, help="Data versions in the workspace registry.")
+request_app = typer.Typer(no_args_is_help=True, help="Deletion requests in the ledger.")
+app.add_typer(data_app, name="data")
+app.add_typer(request_app, name="request")
+register_bench(app)
+cli_ops.register(app, request_app)
+
+@app.callback()
+def main() -> None:
+    """forgetflow: submit deletion requests, process them as batches, promote, serve."""
+
+
+@data_app.command("prepare")
+def data_prepare(source: str = typer.Option(None, help="override params data.source"),
+                 params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Create data version 1 (or a new version if the source or params changed)."""
+    with user_errors():
+        from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.dataversions import prepare
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.params import load_params
+
+        data = load_params(params).data
+        if source:
+            data = data.model_copy(update={"source": source})
+        version, created = prepare(DataRepo(Workspace.from_env()), data)
+        emit({"data_version": version.tag, "created": created, "rev": version.rev,
+              "repo": version.repo, "rows": version.info["rows"]}, as_json,
+             lambda p: f"data version {p['data_version']} "
+                       f"({'created' if created else 'unchanged'}): {p['rows']}")
+
+
+@data_app.command("poison")
+def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (DESIGN §3)"),
+                rate: float = typer.Option(..., help="share of training samples to poison"),
+                seed: int = typer.Option(0), as_json: bool = JSON) -> None:
+    """Backdoor studies: store BadNets-poisoned training rows as a new, DVC-tracked version."""
+    with user_errors():
+        from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.dataversions import poison_version
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.triggers import TriggerSpec
+
+        spec = TriggerSpec.from_file(trigger)
+        version = poison_version(DataRepo(Workspace.from_env()), spec, rate, seed)
+        emit({"data_version": version.tag, "poison": version.info["poison"]}, as_json)
+
+
+@data_app.command("gc")
+def data_gc() -> None:
+    """Purge data the newest version no longer uses (forgotten poisoned rows) everywhere."""
+    with user_errors():
+        from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.workspace import Workspace
+
+        DataRepo(Workspace.from_env()).gc()
+        say("purged objects not used by the newest data version (local cache and remote)")
+
+
+@app.command("train")
+def train(epochs: int = typer.Option(None, help="override params train.epochs"),
+          source: str = typer.Option(None, help="override params data.source"),
+          params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Flow `train`: prepare data, train, register the base model, alias it champion."""
+    with user_errors():
+        from flows.train import train_flow
+
+        result = train_flow(str(params) if params else None, epochs, source)
+        emit(result, as_json, lambda r: f"{r['model_name']} v{r['model_version']} is champion "
+                                        f"(data {r['data_version']}, test acc "
+                                        f"{r['metrics']['test_acc']:.4f})")
+

@@ -1,0 +1,51 @@
+"""`forgetflow bench`: the typer command, kept apart so cli.py stays a thin index of verbs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+
+def bench_command(
+    dataset: str = typer.Option("fashion-mnist", help="fashion-mnist | digits | mnist | cifar10"),
+    data_root: str | None = typer.Option(None, help="folder of the dataset files"),
+    scenario: str = typer.Option("class", help="class | random | subject | backdoor"),
+    forget_class: int = typer.Option(None, help="class scenario: the label to forget"),
+    fraction: float = typer.Option(0.1, help="random scenario: share of train to forget"),
+    subjects: int = typer.Option(5, help="subject scenario: number of subjects to forget"),
+    trigger: Path | None = typer.Option(None, help="backdoor scenario: trigger spec JSON"),
+    poison_rate: float = typer.Option(0.01, help="backdoor scenario: share of train poisoned"),
+    methods: str = typer.Option("dm,finetune", help="comma-separated registered methods"),
+    seeds: int = typer.Option(3, min=1, help="number of seeds (0..N-1)"),
+    model: str = typer.Option("cnn", help="cnn | resnet18"),
+    epochs: int = typer.Option(None, help="override the reference recipe's epochs"),
+    train_limit: int = typer.Option(None, help="use only the first N train samples (smoke runs)"),
+    cache_dir: Path = typer.Option(Path("bench-cache"), help="original/Retrain model cache"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the JSON result here"),
+) -> None:
+    """Train the original and Retrain, run each method per seed, print mean ± std."""
+    from forgetflow.bench.harness import BenchConfig, BenchError, format_table, run_bench
+
+    try:
+        cfg = BenchConfig.build(
+            dataset=dataset, data_root=data_root, scenario=scenario, forget_class=forget_class,
+            fraction=fraction, subjects=subjects, trigger_file=trigger, poison_rate=poison_rate,
+            methods=methods, seeds=seeds, model=model, epochs=epochs, train_limit=train_limit,
+            cache_dir=cache_dir,
+        )
+        result = run_bench(cfg)
+    except BenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(format_table(result))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {json_out}", file=sys.stderr)
+
+
+def register_bench(app: typer.Typer) -> None:
+    app.command("bench")(bench_command)

@@ -1,0 +1,155 @@
+"""CLI verbs of the deletion workflow: request submit|list|show, process, promote, serve, demo.
+Registered onto the app by forgetflow.cli.app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from forgetflow.cli.common import JSON, PARAMS, emit, say, user_errors
+
+
+def _read_ids(path: Path) -> list[str]:
+    if not path.exists():
+        raise FileNotFoundError(f"ids file {path} does not exist")
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def submit(kind: str = typer.Option(..., help="samples | subject | class | backdoor"),
+           ids_file: Path = typer.Option(None, help="samples: one sample id per line"),
+           subject: str = typer.Option(None, help="subject: the data owner's id"),
+           label: int = typer.Option(None, help="class: the label to forget"),
+           trigger: Path = typer.Option(None, help="backdoor: trigger spec JSON file"),
+           idempotency_key: str = typer.Option(None, help="same key twice → one request"),
+           model: str = typer.Option(None, help="registered model (default: params)"),
+           params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Validate a request against the newest data version and the registry, then store it."""
+    with user_errors():
+        import json
+
+        from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.registry import Registry
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.params import load_params
+        from forgetflow.core.requests import DeletionRequest
+        from forgetflow.core.triggers import TriggerError
+        from forgetflow.pipeline.steps import validate_submission
+
+        raw: dict[str, Any] = {"kind": kind, "idempotency_key": idempotency_key,
+                               "model_name": model, "subject": subject, "label": label}
+        if ids_file is not None:
+            raw["ids"] = _read_ids(ids_file)
+        if trigger is not None:
+            try:
+                raw["trigger"] = json.loads(trigger.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise TriggerError(f"cannot read trigger spec {trigger}: {exc}") from exc
+        request = DeletionRequest.model_validate(raw)
+        ws = Workspace.from_env()
+        name = request.model_name or load_params(params).registry.model_name
+        ledger = Ledger(ws.ledger_url)
+        existing = ledger.find_by_key(request.idempotency_key) if idempotency_key else None
+        if existing is None:
+            count = validate_submission(request, DataRepo(ws), Registry(ws), name)
+            say(f"request names {count} training sample(s)")
+        view, created = ledger.submit(request, name)
+        say(f"request {view.id} {'submitted' if created else 'already exists (same key)'}")
+        emit({"id": view.id, "status": view.status}, as_json)
+
+
+def list_requests(status: str = typer.Option(None, help="only this status"),
+                  as_json: bool = JSON) -> None:
+    """All requests with their status, reason and resulting model version."""
+    with user_errors():
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.workspace import Workspace
+
+        rows = [r.summary() for r in Ledger(Workspace.from_env().ledger_url).list(status)]
+        emit(rows, as_json, lambda rs: "\n".join(
+            f"{r['id']:>5}  {r['kind']:<8} {r['status']:<10} v{r['model_version'] or '-'}  "
+            f"{r['reason'] or ''}" for r in rs) or "no requests")
+
+
+def show(request_id: int = typer.Argument(..., help="request id"), as_json: bool = JSON) -> None:
+    """One request with its receipt."""
+    with user_errors():
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.workspace import Workspace
+
+        emit(Ledger(Workspace.from_env().ledger_url).get(request_id).detail(), as_json)
+
+
+def process(model: str = typer.Option(None, help="registered model (default: params)"),
+            params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Flow `process_deletions`: all pending requests as one batch."""
+    with user_errors():
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.registry import Registry, RegistryError
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.params import load_params
+
+        ws = Workspace.from_env()
+        name = model or load_params(params).registry.model_name
+        if model and not Registry(ws).model_exists(model):
+            raise RegistryError(f"no registered model named {model!r}")
+        if not Ledger(ws.ledger_url).list(status="pending", model_name=name):
+            say(f"no pending deletion requests for {name}: nothing to do")
+            emit({"request_ids": []}, as_json)
+            return
+        from flows.process_deletions import process_deletions
+
+        result = process_deletions(name, str(params) if params else None)
+        keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
+                "gate", "metrics")
+        emit({**{k: result.get(k) for k in keys}, "rejected": result.get("rejected"),
+              "timings": result.get("timings")}, as_json,
+             lambda r: f"batch {r['batch_id']}: requests {r['request_ids']} → "
+                       f"{r['model_name']} v{r['model_version']} (data {r['data_version']}), "
+                       f"gate {r['gate']}")
+        if result.get("gate") == "failed":
+            raise typer.Exit(1)
+
+
+def promote(version: str = typer.Option(None, help="version to promote (default: challenger)"),
+            model: str = typer.Option(None, help="registered model (default: params)"),
+            params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Flow `promote`: move champion to a gate-passed version, or refuse clearly."""
+    with user_errors():
+        from flows.promote import check_promotable, promote_flow
+        from forgetflow.adapters.registry import Registry
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.params import load_params
+
+        name = model or load_params(params).registry.model_name
+        check_promotable(Registry(Workspace.from_env()), name, version)  # refuse before Prefect
+        result = promote_flow(name, version, str(params) if params else None)
+        emit(result, as_json, lambda r: f"{r['model_name']} champion: "
+                                        f"v{r['previous_champion'] or '-'} → v{r['champion']}")
+
+
+def serve(params: Path = PARAMS) -> None:
+    """Serve the deployments: cron batch, UI-triggered request, promotion."""
+    with user_errors():
+        from flows.deployments import serve_all
+
+        serve_all(str(params) if params else None)
+
+
+def demo(params: Path = PARAMS) -> None:
+    """prepare → train → three requests → one batch → promote → lineage of the champion."""
+    with user_errors():
+        from forgetflow.pipeline.demo import run_demo
+
+        run_demo(str(params) if params else None)
+
+
+def register(app: typer.Typer, request_app: typer.Typer) -> None:
+    request_app.command("submit")(submit)
+    request_app.command("list")(list_requests)
+    request_app.command("show")(show)
+    for name, fn in (("process", process), ("promote", promote), ("serve", serve),
+                     ("demo", demo)):
+        app.command(name)(fn)

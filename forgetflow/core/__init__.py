@@ -1,0 +1,1 @@
+"""Core library: data, models, training, triggers, requests, unlearning, metrics."""

@@ -1,0 +1,127 @@
+"""Manifests: the table of sample ids, labels, splits and subjects that defines a data version.
+
+A manifest is deterministic from (source, seed, third_party_fraction, subject_size); it never
+stores pixels for read-only system sources, only ids that point back into the source files.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forgetflow.core.data.sources import RawSource
+
+SPLITS = ("train", "third_party", "test")
+COLUMNS = ("id", "label", "split", "subject")
+
+
+class ManifestError(ValueError):
+    """A manifest file or a manifest operation is invalid."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Column arrays, one row per sample, in a stable order (source file, then position)."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    subject: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def select(self, mask: np.ndarray) -> Manifest:
+        return Manifest(self.ids[mask], self.labels[mask], self.split[mask], self.subject[mask])
+
+    def of_split(self, split: str) -> Manifest:
+        if split not in SPLITS:
+            raise ManifestError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return self.select(self.split == split)
+
+    def without(self, ids: set[str] | np.ndarray) -> Manifest:
+        # numpy's isin on object arrays compares every pair (O(n*m)); fixed-width strings
+        # take its sort-based path
+        drop = np.asarray(sorted(map(str, ids)), dtype=str)
+        return self.select(~np.isin(self.ids.astype(str), drop))
+
+    def digest(self) -> str:
+        """sha256 over the rows, so two manifests with the same content share a digest."""
+        h = hashlib.sha256()
+        for row in zip(self.ids, self.labels, self.split, self.subject, strict=True):
+            h.update(("\t".join(map(str, row)) + "\n").encode())
+        return h.hexdigest()
+
+    def write_csv(self, path: str | Path) -> None:
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows(zip(self.ids, self.labels, self.split, self.subject, strict=True))
+
+    @classmethod
+    def read_csv(cls, path_or_file) -> Manifest:
+        is_path = isinstance(path_or_file, str | Path)
+        fh = open(path_or_file, newline="") if is_path else path_or_file
+        with fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if tuple(header or ()) != COLUMNS:
+                raise ManifestError(f"manifest header must be {','.join(COLUMNS)}, got {header}")
+            rows = list(reader)
+        if not rows:
+            return cls(*(np.asarray([], dtype=t) for t in (object, np.int64, object, object)))
+        ids, labels, split, subject = zip(*rows, strict=True)
+        return cls(
+            np.asarray(ids, dtype=object), np.asarray(labels, dtype=np.int64),
+            np.asarray(split, dtype=object), np.asarray(subject, dtype=object),
+        )
+
+
+def sample_id(source: str, file_split: str, position: int) -> str:
+    """The contract id `<dataset>:<split>:<i>`; the split is the source file (train/test)."""
+    return f"{source}:{file_split}:{position}"
+
+
+def parse_sample_id(sample: str) -> tuple[str, str, int]:
+    parts = sample.rsplit(":", 2)
+    if len(parts) != 3 or parts[1] not in ("train", "test") or not parts[2].isdigit():
+        raise ManifestError(f"malformed sample id {sample!r}; expected <dataset>:<split>:<i>")
+    return parts[0], parts[1], int(parts[2])
+
+
+def build_manifest(
+    raw: RawSource, seed: int = 0, third_party_fraction: float = 0.1, subject_size: int = 20
+) -> Manifest:
+    """Split the source train file into train/third_party and assign subjects, all seeded."""
+    if not 0.0 < third_party_fraction < 1.0:
+        raise ManifestError("third_party_fraction must be in (0, 1)")
+    if subject_size < 1:
+        raise ManifestError("subject_size must be >= 1")
+    rng = np.random.default_rng(seed)
+    n_train, n_test = len(raw.train.labels), len(raw.test.labels)
+    order = rng.permutation(n_train)
+    split = np.full(n_train, "train", dtype=object)
+    split[order[: int(round(n_train * third_party_fraction))]] = "third_party"
+    n_all = n_train + n_test
+    subject_of = np.empty(n_all, dtype=object)
+    subject_of[rng.permutation(n_all)] = [f"subj-{k // subject_size:05d}" for k in range(n_all)]
+    ids = [sample_id(raw.name, "train", i) for i in range(n_train)]
+    ids += [sample_id(raw.name, "test", i) for i in range(n_test)]
+    return Manifest(
+        np.asarray(ids, dtype=object),
+        np.concatenate([raw.train.labels, raw.test.labels]).astype(np.int64),
+        np.concatenate([split, np.full(n_test, "test", dtype=object)]),
+        subject_of,
+    )
+
+
+def positions(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+    """(is_test_file, position) per row, parsed from ids."""
+    parsed = [parse_sample_id(s) for s in manifest.ids]
+    is_test = np.asarray([p[1] == "test" for p in parsed], dtype=bool)
+    pos = np.asarray([p[2] for p in parsed], dtype=np.int64)
+    return is_test, pos

@@ -1,0 +1,81 @@
+"""One evaluation of a model against a forget request: every metric DESIGN §4 names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from forgetflow.core.data.tensors import ImageSet
+from forgetflow.core.metrics import (
+    accuracy,
+    attack_success_rate,
+    discriminator_auc,
+    mia_efficacy,
+    mia_loss_acc,
+    output_features,
+    per_sample_loss,
+    predict_logits,
+    true_class_confidence,
+)
+from forgetflow.core.triggers import TriggerSpec
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """The sets an evaluation reads; `forget` holds samples as trained on (poisoned labels)."""
+
+    forget: ImageSet
+    retain: ImageSet
+    test: ImageSet
+    third_party: ImageSet
+    scenario: str
+    forget_class: int | None = None
+    trigger: TriggerSpec | None = None
+
+    def third_party_reference(self) -> ImageSet:
+        """What forget samples should look like: same class for class requests, clean
+        non-target images for backdoors, all unseen samples otherwise."""
+        labels = self.third_party.labels.numpy()
+        if self.scenario == "class":
+            return self.third_party.where(labels == self.forget_class)
+        if self.scenario == "backdoor":
+            return self.third_party.where(labels != self.trigger.target)
+        return self.third_party
+
+
+def evaluate(model, data: EvalData, seed: int = 0) -> dict[str, float | None]:
+    """All metrics as fractions in [0, 1]; `None` where a metric does not apply."""
+    lf = predict_logits(model, data.forget.images)
+    lr = predict_logits(model, data.retain.images)
+    lt = predict_logits(model, data.test.images)
+    ref = data.third_party_reference()
+    lu = predict_logits(model, ref.images)
+    row: dict[str, float | None] = {
+        "forget_acc": accuracy(lf, data.forget.labels),
+        "retain_acc": accuracy(lr, data.retain.labels),
+        "test_acc": accuracy(lt, data.test.labels),
+        "test_acc_remaining": None,
+        "asr": None,
+    }
+    if data.scenario == "class":
+        keep = data.test.labels != data.forget_class
+        row["test_acc_remaining"] = accuracy(lt[keep], data.test.labels[keep])
+    row["mia_efficacy"] = mia_efficacy(
+        true_class_confidence(lr, data.retain.labels),
+        true_class_confidence(lt, data.test.labels),
+        true_class_confidence(lf, data.forget.labels),
+        seed,
+    )
+    row["mia_loss_acc"] = mia_loss_acc(
+        per_sample_loss(lf, data.forget.labels), per_sample_loss(lt, data.test.labels), seed
+    )
+    use_labels = data.scenario != "backdoor"  # poisoned labels are not comparable to true ones
+    row["third_party_auc"] = discriminator_auc(
+        output_features(lf, data.forget.labels if use_labels else None),
+        output_features(lu, ref.labels if use_labels else None),
+        seed,
+    )
+    if data.trigger is not None:
+        row["asr"] = attack_success_rate(model, data.test, data.trigger)
+    return {k: (None if v is None or np.isnan(v) else float(v)) for k, v in row.items()}

@@ -1,0 +1,104 @@
+"""Pydantic deletion requests: validated before anything is written, and the Prefect UI form.
+
+Field descriptions and Literal kinds become the form's help texts and drop-downs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forgetflow.core.data.manifest import ManifestError, parse_sample_id
+from forgetflow.core.forget import ForgetRequest
+from forgetflow.core.triggers import TriggerSpec
+
+Kind = Literal["samples", "subject", "class", "backdoor"]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+
+class TriggerIn(BaseModel):
+    """The DESIGN §3 trigger spec: a square or checkerboard patch stamped on images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pattern: Literal["square", "checkerboard"] = Field("square", description="Patch pattern")
+    size: int = Field(4, ge=1, description="Patch side in pixels")
+    value: float = Field(1.0, ge=0.0, le=1.0, description="Patch intensity in [0, 1]")
+    position: Literal["bottom-right", "top-left", "top-right", "bottom-left"] | tuple[
+        NonNegInt, NonNegInt
+    ] = Field("bottom-right", description="A corner name or [row, col] of the top-left pixel")
+    margin: int = Field(1, ge=0, description="Distance from the corner in pixels")
+    target: int = Field(0, ge=0, description="The label the backdoor flips inputs to")
+
+    def to_spec(self) -> TriggerSpec:
+        return TriggerSpec.from_dict(self.model_dump())
+
+
+class DeletionRequest(BaseModel):
+    """One right-to-be-forgotten request. Set exactly the selector its kind needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind = Field(description="samples: named sample ids · subject: every sample of a data "
+                       "owner · class: a whole label · backdoor: samples carrying a trigger")
+    ids: list[str] = Field(default_factory=list,
+                           description="kind=samples: sample ids `<dataset>:<split>:<i>`")
+    subject: str | None = Field(None, description="kind=subject: the data owner's subject id")
+    label: int | None = Field(None, ge=0, description="kind=class: the label to forget")
+    trigger: TriggerIn | None = Field(None, description="kind=backdoor: the trigger to scan for")
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="Submitting the same key again returns the first request")
+    model_name: str | None = Field(
+        None, min_length=1, description="Registered model to unlearn from (default: params)")
+
+    @field_validator("ids")
+    @classmethod
+    def _ids_well_formed(cls, ids: list[str]) -> list[str]:
+        for sample in ids:
+            try:
+                parse_sample_id(sample)
+            except ManifestError as exc:
+                raise ValueError(str(exc)) from exc
+        return sorted(set(ids))
+
+    @model_validator(mode="after")
+    def _selector_matches_kind(self) -> DeletionRequest:
+        given = {"samples": bool(self.ids), "subject": self.subject is not None,
+                 "class": self.label is not None, "backdoor": self.trigger is not None}
+        if not given[self.kind]:
+            needs = {"samples": "ids", "subject": "subject", "class": "label",
+                     "backdoor": "trigger"}[self.kind]
+            raise ValueError(f"a {self.kind} request needs `{needs}`")
+        extra = [k for k, v in given.items() if v and k != self.kind]
+        if extra:
+            raise ValueError(f"a {self.kind} request must not set the selector(s) of {extra}")
+        if self.subject is not None and not self.subject.strip():
+            raise ValueError("subject must not be blank")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        """What the ledger stores inline (sample ids go to their own table)."""
+        if self.kind == "samples":
+            return {"count": len(self.ids)}
+        if self.kind == "subject":
+            return {"subject": self.subject}
+        if self.kind == "class":
+            return {"label": self.label}
+        return {"trigger": self.trigger.model_dump(mode="json")}
+
+    def to_forget_request(self) -> ForgetRequest:
+        return ForgetRequest(
+            kind=self.kind, ids=tuple(self.ids), subject=self.subject, label=self.label,
+            trigger=self.trigger.to_spec() if self.trigger else None,
+        )
+
+
+def forget_request_from(kind: str, payload: dict[str, Any], ids: list[str]) -> ForgetRequest:
+    """Rebuild the core request from what the ledger stored."""
+    trigger = payload.get("trigger")
+    return ForgetRequest(
+        kind=kind, ids=tuple(ids), subject=payload.get("subject"), label=payload.get("label"),
+        trigger=TriggerSpec.from_dict(trigger) if trigger is not None else None,
+    )

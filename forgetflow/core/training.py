@@ -1,0 +1,141 @@
+"""Seeded training loop and self-describing checkpoints."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from forgetflow.core.data.tensors import DataBundle, ImageSet, to_float
+from forgetflow.core.models import Classifier, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe; stored inside every checkpoint so a model explains itself."""
+
+    model: str = "cnn"
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What `build_model` needs to rebuild the architecture."""
+
+    name: str
+    in_channels: int
+    num_classes: int
+    image_size: int
+    mean: list[float]
+    std: list[float]
+
+
+def pick_device() -> torch.device:
+    """CUDA when present (with AMP and channels_last in the loop), else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def configure_threads() -> None:
+    """Use every core we were given, but no more (oversubscription slows small models)."""
+    wanted = int(os.environ.get("FORGETFLOW_THREADS", "0")) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(max(1, wanted))
+
+
+def spec_for(bundle: DataBundle, model_name: str) -> ModelSpec:
+    """Channel statistics from the training split, so normalization travels with the model."""
+    pixels = to_float(bundle.train.images[:10000])
+    mean = pixels.mean(dim=(0, 2, 3)).tolist()
+    std = pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+    c, h, _ = bundle.image_shape
+    return ModelSpec(model_name, c, bundle.num_classes, h, mean, std)
+
+
+def new_model(spec: ModelSpec) -> Classifier:
+    return build_model(
+        spec.name, spec.in_channels, spec.num_classes, spec.image_size, spec.mean, spec.std
+    )
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start: start + batch_size]
+
+
+def train_model(
+    data: ImageSet, spec: ModelSpec, cfg: TrainConfig, progress: bool = True
+) -> tuple[Classifier, dict[str, float]]:
+    """Train from scratch: Adam + one-cycle schedule, deterministic given cfg.seed."""
+    if len(data) == 0:
+        raise ValueError("cannot train on an empty training set")
+    configure_threads()
+    seed_everything(cfg.seed)
+    device = pick_device()
+    model = new_model(spec).to(device)
+    use_amp = device.type == "cuda"
+    if use_amp:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * ((len(data) + cfg.batch_size - 1) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    images, labels = data.images, data.labels
+    bar = tqdm(total=steps, desc="train", disable=not progress, leave=False, file=None)
+    loss_sum, seen, correct = 0.0, 0, 0
+    for epoch in range(cfg.epochs):
+        loss_sum, seen, correct = 0.0, 0, 0
+        model.train()
+        for idx in batches(len(data), cfg.batch_size, gen):
+            x = to_float(images[idx]).to(device, non_blocking=True)
+            y = labels[idx].to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp, dtype=torch.bfloat16):
+                logits = model(x)
+                loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            bar.update(1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}")
+    bar.close()
+    model.eval()
+    return model.cpu(), {"train_loss": loss_sum / seen, "train_acc_running": correct / seen}
+
+
+def save_checkpoint(path: str | Path, model: Classifier, spec: ModelSpec, cfg: TrainConfig,
+                    extra: dict | None = None) -> None:
+    """nanoGPT-style: weights plus the config that built them, in one file."""
+    torch.save(
+        {"state_dict": model.state_dict(), "spec": asdict(spec), "train_config": asdict(cfg),
+         "extra": extra or {}},
+        path,
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[Classifier, ModelSpec, TrainConfig, dict]:
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ModelSpec(**blob["spec"])
+    model = new_model(spec)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model, spec, TrainConfig(**blob["train_config"]), blob.get("extra", {})

@@ -1,0 +1,101 @@
+"""The unlearning contract and registry every method plugs into (timm-style)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from forgetflow.core.data.tensors import ImageSet
+from forgetflow.core.models import Classifier
+from forgetflow.core.training import ModelSpec, TrainConfig
+from forgetflow.core.triggers import TriggerSpec
+
+SCENARIOS = ("samples", "class", "backdoor")
+
+
+@dataclass
+class UnlearnTask:
+    """Everything a method may use. `forget` holds the samples exactly as they were trained on
+    (for backdoors: the stamped images with their poisoned labels)."""
+
+    model: Classifier
+    spec: ModelSpec
+    train_config: TrainConfig
+    forget: ImageSet
+    retain: ImageSet
+    third_party: ImageSet
+    scenario: str = "samples"
+    forget_class: int | None = None
+    trigger: TriggerSpec | None = None
+    seed: int = 0
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
+        if len(self.forget) == 0:
+            raise ValueError("the forget set is empty")
+        if len(self.retain) == 0:
+            raise ValueError("the forget set covers the whole training set: nothing to retain")
+        if self.scenario == "class" and self.forget_class is None:
+            raise ValueError("class scenario needs forget_class")
+        if self.scenario == "backdoor" and self.trigger is None:
+            raise ValueError("backdoor scenario needs a trigger")
+
+    def fresh_copy(self) -> Classifier:
+        """A trainable copy of the original; methods never mutate the caller's model."""
+        model = copy.deepcopy(self.model)
+        model.train()
+        return model
+
+
+class Unlearner:
+    """Base class: subclasses set `name` and implement `unlearn`."""
+
+    name: str = ""
+
+    def __init__(self, **cfg: object) -> None:
+        self.cfg = cfg
+
+    def unlearn(self, task: UnlearnTask) -> Classifier:
+        raise NotImplementedError
+
+    def __call__(self, task: UnlearnTask) -> Classifier:
+        torch.manual_seed(task.seed)
+        model = self.unlearn(task)
+        model.eval()
+        return model
+
+
+_REGISTRY: dict[str, type[Unlearner]] = {}
+
+
+def register_unlearner(name: str) -> Callable[[type[Unlearner]], type[Unlearner]]:
+    def wrap(cls: type[Unlearner]) -> type[Unlearner]:
+        if name in _REGISTRY:
+            raise ValueError(f"unlearner {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    """Import the modules that register built-in methods (no work at import time)."""
+    from forgetflow.core.unlearn import baselines, dm  # noqa: F401
+
+
+def list_unlearners() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_unlearner(name: str, **cfg: object) -> Unlearner:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown unlearning method {name!r}; registered: {sorted(_REGISTRY)}")
+    return _REGISTRY[name](**cfg)

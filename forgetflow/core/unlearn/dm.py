@@ -1,0 +1,144 @@
+"""`dm`: distribution-matching unlearning (the seed method; equations in docs/method.md).
+
+Fine-tune the model until its predictions on the forget set are distributed like its
+predictions on unseen third-party data. The reference is computed once from the original model
+on third-party samples; a replay batch from a retain pool and an anchor on the original's
+third-party outputs keep utility; a two-sample test on the forget set ends the run early.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from forgetflow.core.models import Classifier
+from forgetflow.core.training import configure_threads, pick_device
+from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
+from forgetflow.core.unlearn.dm_reference import MatchTargets, build_targets, stop_statistic
+from forgetflow.core.unlearn.dm_streams import Encoder, Streams, build_streams
+
+
+@dataclass
+class DMConfig:
+    """Knobs of `dm`; every field can be overridden through create_unlearner("dm", **cfg)."""
+
+    lr: float = 3e-3
+    max_steps: int = 300
+    min_steps: int = 20
+    batch_size: int = 256
+    utility_batch_size: int = 128
+    match_weight: float = 1.0
+    replay_weight: float = 1.0
+    anchor_weight: float = 1.0
+    stamped_anchor_weight: float = 1.0
+    check_every: int = 20
+    probe_size: int = 2048
+    stop_margin: float = 0.015
+    min_agreement: float = 0.97
+    warmup_steps: int = 10
+    trainable: str = "head"
+    replay_pool: int = 8192
+    anchor_pool: int = 4096
+    class_forget_acc: float = 0.005
+    backdoor_asr: float = 0.02
+
+
+@register_unlearner("dm")
+class DistributionMatching(Unlearner):
+    """Match forget-set prediction distributions to unseen-data ones; stop at indistinguishable."""
+
+    def __init__(self, **cfg: object) -> None:
+        known = {f.name for f in fields(DMConfig)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f"unknown dm option(s) {sorted(unknown)}; known: {sorted(known)}")
+        super().__init__(**cfg)
+        self.config = DMConfig(**cfg)  # type: ignore[arg-type]
+        if self.config.trainable not in ("head", "all"):
+            raise ValueError(f"trainable must be 'head' or 'all', got {self.config.trainable!r}")
+        self.report: dict = {}
+
+    def unlearn(self, task: UnlearnTask) -> Classifier:
+        configure_threads()
+        cfg, device = self.config, pick_device()
+        started = time.perf_counter()
+        head_only = cfg.trainable == "head"
+        original = copy.deepcopy(task.model).to(device).eval()
+        encoder = Encoder(original, head_only, device)
+        original_net = original.head if head_only else original
+        anchor = _anchor_set(task)
+        streams = build_streams(task, encoder, original_net, anchor, cfg.replay_pool,
+                                cfg.anchor_pool, device)
+        targets = build_targets(task, encoder, original_net, streams, device)
+        net = copy.deepcopy(original_net).train()
+        for p in net.parameters():
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        gen = torch.Generator().manual_seed(task.seed)
+        probe = torch.randperm(len(streams.forget), generator=gen)[: cfg.probe_size]
+        setup_seconds = time.perf_counter() - started
+        steps, statistic, agreement, stopped = 0, float("nan"), float("nan"), "budget"
+        trace: list[tuple[int, float, float]] = []
+        for steps in range(1, cfg.max_steps + 1):
+            loss = self._step_loss(net, streams, targets, gen, device)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if steps >= cfg.min_steps and steps % cfg.check_every == 0:
+                statistic, agreement, done = stop_statistic(net, task, streams, probe, cfg,
+                                                            device)
+                trace.append((steps, round(statistic, 4), round(agreement, 4)))
+                if done:
+                    stopped = "matched"
+                    break
+        model = task.fresh_copy()
+        if head_only:
+            model.head.load_state_dict(net.state_dict())
+        else:
+            model.load_state_dict(net.state_dict())
+        self.report = {"steps": steps, "stop": stopped, "stop_statistic": statistic,
+                       "anchor_agreement": agreement, "trace": trace,
+                       "setup_seconds": setup_seconds, "temperature": targets.temperature,
+                       "seconds": time.perf_counter() - started, **asdict(cfg)}
+        return model.cpu()
+
+    def _step_loss(self, net: torch.nn.Module, streams: Streams, targets: MatchTargets,
+                   gen: torch.Generator, device: torch.device) -> torch.Tensor:
+        """match(forget) + λ_r CE(replay) + λ_u KL(original || current) on the anchor."""
+        cfg = self.config
+        fi = _draw(len(streams.forget), cfg.batch_size, gen)
+        forget_logits = net(streams.forget.input(fi, device))
+        loss = cfg.match_weight * targets.match_loss(forget_logits, fi.to(device))
+        ri = _draw(len(streams.replay), cfg.utility_batch_size, gen)
+        replay_logits = net(streams.replay.input(ri, device))
+        loss = loss + cfg.replay_weight * F.cross_entropy(replay_logits,
+                                                          streams.replay.y[ri].to(device))
+        ui = _draw(len(streams.anchor), cfg.utility_batch_size, gen)
+        ref = streams.anchor_ref[ui].to(device)
+        pools = [(streams.anchor, cfg.anchor_weight)]
+        if streams.anchor_stamped is not None:  # triggered unseen must look like clean unseen
+            pools.append((streams.anchor_stamped, cfg.stamped_anchor_weight))
+        for pool, weight in pools:
+            if weight:
+                logp = F.log_softmax(net(pool.input(ui, device)), 1)
+                loss = loss + weight * F.kl_div(logp, ref, reduction="batchmean")
+        return loss
+
+
+def _draw(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k indices drawn with replacement: cheap, and fine for small sets too."""
+    return torch.randint(0, n, (k,), generator=gen)
+
+
+def _anchor_set(task: UnlearnTask):
+    """Third-party data whose behaviour must not change: without the forgotten class."""
+    if task.scenario == "class":
+        return task.third_party.where(task.third_party.labels.numpy() != task.forget_class)
+    return task.third_party

@@ -1,0 +1,102 @@
+"""Input streams of `dm`: what each step draws from, in the space the trainable part reads.
+
+With `trainable="head"` the feature extractor is frozen, so every pool (forget set, a replay
+pool from the retain set, a third-party anchor pool) is encoded exactly once and the loop runs
+on the head alone. With `trainable="all"` the pools stay uint8 images and every step runs the
+whole network. Either way the loop code is the same: `net(stream.input(idx))`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from forgetflow.core.data.tensors import ImageSet, to_float
+from forgetflow.core.models import Classifier
+from forgetflow.core.triggers import stamp
+
+CHUNK = 2048
+
+
+@dataclass
+class Pool:
+    """A set of inputs (features or uint8 images) with labels."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    encoded: bool
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def input(self, idx: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
+        x = self.x[idx]
+        return (x if self.encoded else to_float(x)).to(device)
+
+
+class Encoder:
+    """Maps uint8 images into the trainable part's input space, once."""
+
+    def __init__(self, model: Classifier, head_only: bool, device: torch.device) -> None:
+        self.model, self.head_only, self.device = model, head_only, device
+
+    @torch.no_grad()
+    def pool(self, images: torch.Tensor, labels: torch.Tensor) -> Pool:
+        if not self.head_only:
+            return Pool(images, labels, encoded=False)
+        self.model.eval()
+        feats = [self.model.embed(to_float(images[i: i + CHUNK]).to(self.device))
+                 for i in range(0, len(images), CHUNK)]
+        return Pool(torch.cat(feats), labels, encoded=True)
+
+
+@torch.no_grad()
+def logits_of(net: torch.nn.Module, pool: Pool, device: torch.device,
+              idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of `net` (head or whole model) on a pool, in chunks, eval mode."""
+    was_training = net.training
+    net.eval()
+    rows = torch.arange(len(pool)) if idx is None else idx
+    out = [net(pool.input(rows[i: i + CHUNK], device)).float()
+           for i in range(0, len(rows), CHUNK)]
+    net.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def subsample(data: ImageSet, cap: int, seed: int) -> ImageSet:
+    if len(data) <= cap:
+        return data
+    rows = np.sort(np.random.default_rng(seed).choice(len(data), cap, replace=False))
+    return data.take(rows)
+
+
+@dataclass
+class Streams:
+    """Everything the loop draws from, plus the original's outputs where they are targets."""
+
+    forget: Pool
+    replay: Pool
+    anchor: Pool
+    anchor_ref: torch.Tensor  # original's softmax on the anchor pool
+    anchor_stamped: Pool | None  # backdoor: the anchor pool with the trigger stamped in
+
+
+def build_streams(task, encoder: Encoder, original_net: torch.nn.Module, anchor: ImageSet,
+                  replay_pool: int, anchor_pool: int, device: torch.device) -> Streams:
+    """Encode the pools once; compute the original's anchor outputs once."""
+    replay = subsample(task.retain, replay_pool, task.seed)
+    anchor = subsample(anchor, anchor_pool, task.seed + 1)
+    anchor_p = encoder.pool(anchor.images, anchor.labels)
+    stamped = None
+    if task.scenario == "backdoor":
+        stamped = encoder.pool(stamp(anchor.images, task.trigger), anchor.labels)
+    return Streams(
+        forget=encoder.pool(task.forget.images, task.forget.labels),
+        replay=encoder.pool(replay.images, replay.labels),
+        anchor=anchor_p,
+        anchor_ref=F.softmax(logits_of(original_net, anchor_p, device), 1),
+        anchor_stamped=stamped,
+    )

@@ -1,0 +1,1 @@
+"""The deletion batch: planning, gate, pipeline steps shared by the Prefect tasks."""

@@ -1,0 +1,105 @@
+"""Evaluate an unlearned model for one batch and decide whether it may be registered as the
+challenger. Thresholds come from params.yaml `gate`; nothing here retrains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from forgetflow.core.data.tensors import ImageSet
+from forgetflow.core.evaluate import EvalData, evaluate
+from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.params import GateParams
+from forgetflow.pipeline.batch import Stage, concat
+
+EVAL_RETAIN_CAP = 10000  # retain accuracy on a seeded sample: the full split adds seconds
+
+
+@dataclass
+class GateResult:
+    """The verdict plus every check that produced it (recorded in the ledger and artifact)."""
+
+    passed: bool
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "passed" if self.passed else "failed"
+
+
+def _sample(data: ImageSet, cap: int, seed: int) -> ImageSet:
+    if len(data) <= cap:
+        return data
+    return data.take(np.sort(np.random.default_rng(seed).choice(len(data), cap, replace=False)))
+
+
+def kept_test(test: ImageSet, forgotten: list[int]) -> ImageSet:
+    """The test rows whose class still exists: utility is compared on these."""
+    return test.where(~np.isin(test.labels.numpy(), forgotten))
+
+
+def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet,
+                    third_party: ImageSet, seed: int = 0) -> tuple[dict, dict[str, dict]]:
+    """DESIGN §4 metrics over the whole forget set (the run's metrics) and, when the batch
+    mixes scenarios, per stage (what the gate reads)."""
+    retain = _sample(retain, EVAL_RETAIN_CAP, seed)
+    per_stage = {}
+    for st in stages:
+        per_stage[st.name] = evaluate(model, EvalData(
+            st.forget, retain, test, st.third_party, st.scenario, st.forget_class, st.trigger
+        ), seed)
+    if len(stages) == 1:
+        return per_stage[stages[0].name], per_stage
+    trigger = next((s.trigger for s in stages if s.trigger is not None), None)
+    overall = evaluate(model, EvalData(concat([s.forget for s in stages]), retain, test,
+                                       third_party, "samples", None, trigger), seed)
+    return overall, per_stage
+
+
+def decide(per_stage: dict[str, dict], stages: list[Stage], parent_acc: float, new_acc: float,
+           gate: GateParams) -> list[dict[str, Any]]:
+    """The checks: forget quality per scenario, and utility vs the parent."""
+    checks = []
+
+    def check(name: str, value: float | None, limit: float, note: str = "") -> None:
+        ok = value is not None and not np.isnan(value) and value <= limit
+        checks.append({"check": name, "value": value, "max": limit, "passed": bool(ok),
+                       "note": note})
+
+    for st in stages:
+        m = per_stage[st.name]
+        if st.scenario == "class":
+            check(f"{st.name}: forget_acc", m["forget_acc"], gate.max_forget_acc_class)
+        elif st.scenario == "backdoor":
+            check(f"{st.name}: asr", m["asr"], gate.max_asr)
+        elif len(st.forget) >= gate.min_auc_samples:
+            check(f"{st.name}: third_party_auc", m["third_party_auc"], gate.max_third_party_auc)
+        else:
+            checks.append({"check": f"{st.name}: third_party_auc", "value": m["third_party_auc"],
+                           "max": gate.max_third_party_auc, "passed": True,
+                           "note": f"not gated: {len(st.forget)} samples < min_auc_samples "
+                                   f"({gate.min_auc_samples}), the AUC has no power"})
+    check("test_acc_drop", parent_acc - new_acc, gate.max_test_acc_drop,
+          "parent minus new accuracy on test rows of the remaining classes")
+    return checks
+
+
+def run_gate(model, parent, stages: list[Stage], retain: ImageSet, test: ImageSet,
+             third_party: ImageSet, forgotten: list[int], gate: GateParams,
+             seed: int = 0) -> GateResult:
+    """Evaluate, compare with the parent on the same test rows, and decide."""
+    overall, per_stage = evaluate_stages(model, stages, retain, test, third_party, seed)
+    kept = kept_test(test, forgotten)
+    parent_acc = accuracy(predict_logits(parent, kept.images), kept.labels)
+    new_acc = accuracy(predict_logits(model, kept.images), kept.labels)
+    checks = decide(per_stage, stages, parent_acc, new_acc, gate)
+    metrics = {k: v for k, v in overall.items() if v is not None}
+    metrics["parent_test_acc_kept"] = parent_acc
+    metrics["test_acc_kept"] = new_acc
+    if len(stages) > 1:
+        for name, row in per_stage.items():
+            metrics.update({f"{name}.{k}": v for k, v in row.items() if v is not None})
+    return GateResult(all(c["passed"] for c in checks), checks, metrics)

@@ -11,10 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +24,11 @@ from forgetflow.adapters.ledger_schema import (
     RequestSampleRow,
     utcnow,
 )
-from forgetflow.core.requests import DeletionRequest
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+    from forgetflow.core.requests import DeletionRequest
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -77,6 +79,8 @@ class RequestView:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -85,10 +89,29 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it is already there)."""
+    if _at_head(engine):
+        return
+    from alembic import command
+
     cfg = alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def _at_head(engine: Engine) -> bool:
+    """True when the database records exactly the declared head revision(s)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from forgetflow.adapters.migrations import declared_heads
+
+    try:
+        with engine.connect() as conn:
+            current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    except SQLAlchemyError:
+        return False
+    return bool(current) and current == declared_heads()
 
 
 def _sqlite_foreign_keys(engine: Engine) -> None:
@@ -237,3 +260,12 @@ class Ledger:
             if row is None:
                 raise LedgerError(f"no batch {batch_id}")
             return {c.name: getattr(row, c.name) for c in BatchRow.__table__.columns}
+
+    def last_batch(self, model_name: str | None = None) -> dict[str, Any] | None:
+        """The newest batch (of one model), as `batch()` gives it; None before the first."""
+        query = select(BatchRow.id).order_by(BatchRow.created_at.desc()).limit(1)
+        if model_name:
+            query = query.where(BatchRow.model_name == model_name)
+        with self._session() as s:
+            newest = s.scalars(query).first()
+        return self.batch(newest) if newest else None

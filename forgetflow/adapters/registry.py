@@ -13,11 +13,16 @@ import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from forgetflow.adapters.workspace import Workspace
-from forgetflow.core.models import Classifier
-from forgetflow.core.training import ModelSpec, TrainConfig
+
+if TYPE_CHECKING:  # torch and mlflow load on first use: the ledger verbs need neither
+    import mlflow
+
+    from forgetflow.core.models import Classifier
+    from forgetflow.core.training import ModelSpec, TrainConfig
 
 EXPERIMENT = "forgetflow"
 TAG = "forgetflow."
@@ -63,14 +68,17 @@ class Registry:
     """Register, tag, alias and load models in the workspace's MLflow."""
 
     def __init__(self, ws: Workspace) -> None:
-        import mlflow
-
-        _quiet()
         self.ws = ws
         self.uri = ws.mlflow_tracking_uri
         if self.uri.startswith("sqlite:///"):
             ws.ensure()
-        self.client = mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    @cached_property
+    def client(self) -> mlflow.MlflowClient:
+        import mlflow
+
+        _quiet()
+        return mlflow.MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _use_globally(self) -> None:
         """mlflow's fluent API (log_model, load_model of `models:/` URIs) reads the global
@@ -88,6 +96,11 @@ class Registry:
             EXPERIMENT, artifact_location=self.ws.mlflow_artifact_location)
 
     def model_exists(self, name: str) -> bool:
+        from forgetflow.adapters import registry_sql
+
+        fast = registry_sql.model_exists(self.uri, name)  # spares the mlflow import
+        if fast is not None:
+            return fast
         from mlflow.exceptions import MlflowException
 
         try:
@@ -126,6 +139,8 @@ class Registry:
     def load(self, ref: ModelRef) -> tuple[Classifier, ModelSpec, TrainConfig]:
         """The module plus the recipe that built it (from the run's params)."""
         import mlflow.pytorch
+
+        from forgetflow.core.training import ModelSpec, TrainConfig
 
         self._use_globally()
         params = self.client.get_run(ref.run_id).data.params

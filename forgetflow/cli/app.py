@@ -10,6 +10,7 @@ import typer
 from forgetflow.cli import ops as cli_ops
 from forgetflow.cli.bench import register_bench
 from forgetflow.cli.common import JSON, PARAMS, emit, say, user_errors
+from forgetflow.cli.status import status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Right-to-be-forgotten pipeline for image classifiers.")
@@ -19,6 +20,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(request_app, name="request")
 register_bench(app)
 cli_ops.register(app, request_app)
+app.command("status")(status)
 
 @app.callback()
 def main() -> None:

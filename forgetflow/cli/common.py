@@ -42,25 +42,45 @@ def emit(payload: Any, as_json: bool, human: Callable[[Any], str] | None = None)
         say(human(payload) if human else json.dumps(payload, indent=2, default=str))
 
 
+class UserInputError(ValueError):
+    """A file or option the user passed cannot be read as given."""
+
+
+# Errors that mean bad input, by module and class name: a class is looked up only when its
+# module is already imported (an exception cannot exist otherwise), so catching them costs no
+# imports and ledger verbs stay quick.
+KNOWN_ERRORS = (
+    ("pydantic", "ValidationError"), ("forgetflow.adapters.datarepo", "DataRepoError"),
+    ("forgetflow.core.data.manifest", "ManifestError"),
+    ("forgetflow.core.data.sources", "DataSourceError"),
+    ("forgetflow.core.forget", "ForgetSetError"), ("forgetflow.adapters.ledger", "LedgerError"),
+    ("forgetflow.pipeline.submission", "SubmissionError"),
+    ("forgetflow.adapters.registry", "RegistryError"),
+    ("forgetflow.core.triggers", "TriggerError"),
+)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, UserInputError | FileNotFoundError | UnicodeDecodeError):
+        return True
+    for module, name in KNOWN_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
+            return True
+    return False
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Known bad input becomes `error: …` on stderr and exit code 2, without a traceback."""
-    from pydantic import ValidationError
-
-    from forgetflow.adapters.datarepo import DataRepoError
-    from forgetflow.adapters.ledger import LedgerError
-    from forgetflow.adapters.registry import RegistryError
-    from forgetflow.core.data.manifest import ManifestError
-    from forgetflow.core.data.sources import DataSourceError
-    from forgetflow.core.forget import ForgetSetError
-    from forgetflow.core.triggers import TriggerError
-    from forgetflow.pipeline.steps import SubmissionError
-
-    known = (ValidationError, ManifestError, DataSourceError, DataRepoError, ForgetSetError,
-             LedgerError, SubmissionError, RegistryError, TriggerError, FileNotFoundError)
     try:
         runtime_env()
         yield
-    except known as exc:
-        say(f"error: {exc}")
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        if isinstance(exc, UnicodeDecodeError):
+            say(f"error: a file is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        else:
+            say(f"error: {exc}")
         raise typer.Exit(2) from exc

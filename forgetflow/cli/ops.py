@@ -8,13 +8,20 @@ from typing import Any
 
 import typer
 
-from forgetflow.cli.common import JSON, PARAMS, emit, say, user_errors
+from forgetflow.cli.common import JSON, PARAMS, UserInputError, emit, say, user_errors
 
 
 def _read_ids(path: Path) -> list[str]:
     if not path.exists():
         raise FileNotFoundError(f"ids file {path} does not exist")
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"--ids-file {path} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); write one sample id per line") from exc
+    except OSError as exc:
+        raise UserInputError(f"--ids-file {path} cannot be read: {exc.strerror}") from exc
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
 def submit(kind: str = typer.Option(..., help="samples | subject | class | backdoor"),
@@ -35,8 +42,7 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         from forgetflow.adapters.workspace import Workspace
         from forgetflow.core.params import load_params
         from forgetflow.core.requests import DeletionRequest
-        from forgetflow.core.triggers import TriggerError
-        from forgetflow.pipeline.steps import validate_submission
+        from forgetflow.pipeline.submission import validate_submission
 
         raw: dict[str, Any] = {"kind": kind, "idempotency_key": idempotency_key,
                                "model_name": model, "subject": subject, "label": label}
@@ -45,8 +51,8 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         if trigger is not None:
             try:
                 raw["trigger"] = json.loads(trigger.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise TriggerError(f"cannot read trigger spec {trigger}: {exc}") from exc
+            except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors
+                raise UserInputError(f"cannot read trigger spec {trigger}: {exc}") from exc
         request = DeletionRequest.model_validate(raw)
         ws = Workspace.from_env()
         name = request.model_name or load_params(params).registry.model_name

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from forgetflow.core.data.manifest import Manifest
-from forgetflow.core.triggers import TriggerSpec, carries_trigger
+
+if TYPE_CHECKING:  # torch is imported only by the backdoor scan, so `request submit` is quick
+    import torch
+
+    from forgetflow.core.triggers import TriggerSpec
 
 KINDS = ("samples", "subject", "class", "backdoor")
 
@@ -75,6 +79,8 @@ def select(request: ForgetRequest, manifest: Manifest,
         return (manifest.labels == request.label) & (manifest.split != "test")
     if train_images is None:
         raise ForgetSetError("a backdoor request needs the training images to scan")
+    from forgetflow.core.triggers import carries_trigger
+
     train_rows = np.flatnonzero(manifest.split == "train")
     if len(train_rows) != len(train_images):
         raise ForgetSetError("training images do not match the manifest's train split")

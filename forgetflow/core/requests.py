@@ -5,13 +5,15 @@ Field descriptions and Literal kinds become the form's help texts and drop-downs
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forgetflow.core.data.manifest import ManifestError, parse_sample_id
-from forgetflow.core.forget import ForgetRequest
-from forgetflow.core.triggers import TriggerSpec
+
+if TYPE_CHECKING:  # both pull in torch; the ledger verbs of the CLI must not
+    from forgetflow.core.forget import ForgetRequest
+    from forgetflow.core.triggers import TriggerSpec
 
 Kind = Literal["samples", "subject", "class", "backdoor"]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -32,6 +34,8 @@ class TriggerIn(BaseModel):
     target: int = Field(0, ge=0, description="The label the backdoor flips inputs to")
 
     def to_spec(self) -> TriggerSpec:
+        from forgetflow.core.triggers import TriggerSpec
+
         return TriggerSpec.from_dict(self.model_dump())
 
 
@@ -89,6 +93,8 @@ class DeletionRequest(BaseModel):
         return {"trigger": self.trigger.model_dump(mode="json")}
 
     def to_forget_request(self) -> ForgetRequest:
+        from forgetflow.core.forget import ForgetRequest
+
         return ForgetRequest(
             kind=self.kind, ids=tuple(self.ids), subject=self.subject, label=self.label,
             trigger=self.trigger.to_spec() if self.trigger else None,
@@ -97,6 +103,9 @@ class DeletionRequest(BaseModel):
 
 def forget_request_from(kind: str, payload: dict[str, Any], ids: list[str]) -> ForgetRequest:
     """Rebuild the core request from what the ledger stored."""
+    from forgetflow.core.forget import ForgetRequest
+    from forgetflow.core.triggers import TriggerSpec
+
     trigger = payload.get("trigger")
     return ForgetRequest(
         kind=kind, ids=tuple(ids), subject=payload.get("subject"), label=payload.get("label"),

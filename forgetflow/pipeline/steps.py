@@ -14,18 +14,17 @@ from typing import Any
 import numpy as np
 
 from forgetflow.adapters.datarepo import DataRepo, DataVersion
-from forgetflow.adapters.dataversions import load_bundle
 from forgetflow.adapters.registry import InputRef, ModelRef, Registry, RegistryError
 from forgetflow.core.data.tensors import DataBundle, ImageSet
-from forgetflow.core.forget import extract
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.models import Classifier
 from forgetflow.core.params import Params, TrainParams, UnlearnParams
-from forgetflow.core.requests import DeletionRequest
 from forgetflow.core.training import ModelSpec, TrainConfig, spec_for, train_model
-from forgetflow.core.triggers import TriggerError
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 from forgetflow.pipeline.batch import Stage, concat, isin_ids
+from forgetflow.pipeline.submission import SubmissionError, validate_submission
+
+__all__ = ["SubmissionError", "validate_submission"]  # moved; old imports keep working
 
 
 class Stopwatch:
@@ -48,10 +47,6 @@ class Stopwatch:
         total = time.perf_counter() - self.started
         return {**self.laps, "unlearn_compute": compute, "total": total,
                 "overhead": total - compute - self.laps.get("evaluate", 0.0)}
-
-
-class SubmissionError(ValueError):
-    """A request cannot be accepted against the current data version or registry."""
 
 
 def recipe_of(train: TrainParams, epochs: int | None = None) -> TrainConfig:
@@ -100,29 +95,6 @@ def parent_of(registry: Registry, name: str) -> ModelRef:
     if challenger and int(challenger.version) > int(champion.version):
         return challenger
     return champion
-
-
-def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
-                        model_name: str) -> int:
-    """Check a request against the newest data version and the registry before it is stored;
-    returns how many training samples it names."""
-    if not registry.model_exists(model_name):
-        raise SubmissionError(f"no registered model named {model_name!r}")
-    if not repo.exists():
-        raise SubmissionError("no data version yet: run `forgetflow data prepare`")
-    head = repo.version()
-    req = request.to_forget_request()
-    try:
-        if req.kind == "backdoor":
-            bundle, manifest = load_bundle(repo, head)
-            req.trigger.check(bundle.image_shape, bundle.num_classes)
-            sel = extract([req], manifest, bundle.train.images, bundle.num_classes)
-        else:
-            manifest = repo.manifest(head).without(repo.exclusions(head).ids)
-            sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None)
-    except (ValueError, TriggerError) as exc:
-        raise SubmissionError(f"{exc} (data version {head.tag})") from exc
-    return len(sel.forget_ids)
 
 
 def attempts(unlearn: UnlearnParams) -> list[tuple[str, dict[str, Any]]]:

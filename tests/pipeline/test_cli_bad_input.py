@@ -48,6 +48,13 @@ def train_ids(label: int | None = None) -> list[str]:
     return m.ids[mask].tolist()
 
 
+def latin1_file(tmp: Path, name: str) -> str:
+    """A file that is not UTF-8 (Latin-1 bytes), as a spreadsheet export might be."""
+    path = tmp / name
+    path.write_bytes("digits:train:1\ncaf\xe9\n".encode("latin-1"))
+    return str(path)
+
+
 def trigger_file(tmp: Path, text: str) -> str:
     path = tmp / "trigger.json"
     path.write_text(text)
@@ -59,6 +66,10 @@ CASES = {
                                      ids_file(t, ["digits:train:99999"])], "unknown sample id"),
     "malformed sample id": (lambda t: ["--kind", "samples", "--ids-file",
                                        ids_file(t, ["not an id"])], "malformed sample id"),
+    "ids file not utf-8": (lambda t: ["--kind", "samples", "--ids-file",
+                                      latin1_file(t, "ids.txt")], "is not UTF-8 text"),
+    "trigger not utf-8": (lambda t: ["--kind", "backdoor", "--trigger",
+                                     latin1_file(t, "trigger.json")], "cannot read trigger"),
     "unknown subject": (lambda t: ["--kind", "subject", "--subject", "nobody"],
                         "unknown subject"),
     "class outside labels": (lambda t: ["--kind", "class", "--label", "10"],

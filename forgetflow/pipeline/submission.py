@@ -1,0 +1,45 @@
+"""Checking a deletion request at submit time, before anything is stored.
+
+Kept apart from the batch steps so `forgetflow request submit` imports no torch, MLflow or
+Prefect for sample, subject and class requests (a backdoor scan needs the images and torch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forgetflow.adapters.datarepo import DataRepo
+    from forgetflow.adapters.registry import Registry
+    from forgetflow.core.requests import DeletionRequest
+
+
+class SubmissionError(ValueError):
+    """A request cannot be accepted against the current data version or registry."""
+
+
+def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
+                        model_name: str) -> int:
+    """Check a request against the newest data version and the registry before it is stored;
+    returns how many training samples it names."""
+    from forgetflow.core.forget import extract
+
+    if not registry.model_exists(model_name):
+        raise SubmissionError(f"no registered model named {model_name!r}")
+    if not repo.exists():
+        raise SubmissionError("no data version yet: run `forgetflow data prepare`")
+    head = repo.version()
+    req = request.to_forget_request()
+    try:
+        if req.kind == "backdoor":
+            from forgetflow.adapters.dataversions import load_bundle
+
+            bundle, manifest = load_bundle(repo, head)
+            req.trigger.check(bundle.image_shape, bundle.num_classes)
+            sel = extract([req], manifest, bundle.train.images, bundle.num_classes)
+        else:
+            manifest = repo.manifest(head).without(repo.exclusions(head).ids)
+            sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None)
+    except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors
+        raise SubmissionError(f"{exc} (data version {head.tag})") from exc
+    return len(sel.forget_ids)

@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import load_params
 from forgetflow.pipeline.batch import (
@@ -51,6 +52,7 @@ def process_deletions(model_name: str | None = None,
     params = load_params(params_file)
     name = model_name or params.registry.model_name
     ws = Workspace.from_env()
+    check_stack(ws)  # deployment runs skip the CLI: fail before the ledger is touched
     stale = Ledger(ws.ledger_url).fail_stale(name, timedelta(hours=STALE_HOURS))
     if stale:
         log.warning("requests %s belonged to an interrupted batch: marked failed", stale)

@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import load_params
 from forgetflow.pipeline.steps import base_tags, data_inputs, recipe_of
@@ -20,6 +21,7 @@ def train_flow(params_file: str | None = None, epochs: int | None = None,
     """Runbook: make sure the data registry has a version for params' data section, train the
     recipe on its train split, register the model with lineage, make it the champion."""
     log = get_run_logger()
+    check_stack(Workspace.from_env())  # before any data version or run is written
     params = load_params(params_file)
     name = params.registry.model_name
     data = params.data if source is None else params.data.model_copy(update={"source": source})

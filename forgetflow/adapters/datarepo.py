@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from forgetflow.adapters.workspace import Workspace, s3_settings
+from forgetflow.adapters.stack import ensure_bucket
+from forgetflow.adapters.workspace import S3Settings, Workspace, s3_settings
 from forgetflow.core.data.manifest import Manifest
 
 MANIFEST, EXCLUSIONS, INFO = "manifest.csv", "exclusions.csv", "version.json"
@@ -144,13 +145,15 @@ class DataRepo:
         with redirect_stdout(sys.stderr):
             repo = Repo.init(str(self.path))
         remote = self.ws.dvc_remote_url
+        s3 = s3_settings()
+        if remote.startswith("s3://") and s3 is not None:
+            ensure_bucket(S3Settings(remote[5:].split("/", 1)[0], "", s3.endpoint_url))
         if "://" not in remote:
             Path(remote).mkdir(parents=True, exist_ok=True)
         with repo.config.edit() as conf:
             conf["core"]["remote"] = "storage"
             conf["core"]["analytics"] = False
             conf["remote"]["storage"] = {"url": remote}
-            s3 = s3_settings()
             if remote.startswith("s3://") and s3 and s3.endpoint_url:
                 conf["remote"]["storage"]["endpointurl"] = s3.endpoint_url
         repo.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forgetflow.adapters.ledger_schema import (
@@ -24,6 +24,7 @@ from forgetflow.adapters.ledger_schema import (
     RequestSampleRow,
     utcnow,
 )
+from forgetflow.adapters.stack import connect_args, redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -128,9 +129,15 @@ class Ledger:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, connect_args=connect_args(url))
         _sqlite_foreign_keys(self.engine)
-        migrate(self.engine)
+        try:
+            migrate(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise LedgerError(f"FORGETFLOW_DB_URL: cannot open the ledger at {redact(url)}: "
+                              f"{reason}") from exc
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from forgetflow.adapters.workspace import Workspace
+from forgetflow.adapters.stack import check_database, ensure_bucket
+from forgetflow.adapters.workspace import Workspace, s3_settings
 
 if TYPE_CHECKING:  # torch and mlflow load on first use: the ledger verbs need neither
     import mlflow
@@ -72,6 +73,7 @@ class Registry:
         self.uri = ws.mlflow_tracking_uri
         if self.uri.startswith("sqlite:///"):
             ws.ensure()
+        check_database(self.uri, "MLFLOW_TRACKING_URI")  # MLflow itself retries for minutes
 
     @cached_property
     def client(self) -> mlflow.MlflowClient:
@@ -163,6 +165,9 @@ class Registry:
         missing = [k for k in TAG_KEYS if k not in tags]
         if missing:
             raise ValueError(f"lineage tags missing: {missing}")
+        s3 = s3_settings()
+        if s3 is not None:  # no run, no version unless the artifacts can be written
+            ensure_bucket(s3)
         self._use_globally()
         run_params = {"model_spec": json.dumps(asdict(spec)),
                       "train_config": json.dumps(asdict(recipe)), **(params or {})}

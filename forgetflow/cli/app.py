@@ -9,7 +9,7 @@ import typer
 
 from forgetflow.cli import ops as cli_ops
 from forgetflow.cli.bench import register_bench
-from forgetflow.cli.common import JSON, PARAMS, emit, say, user_errors
+from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, user_errors
 from forgetflow.cli.status import status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -32,6 +32,7 @@ def data_prepare(source: str = typer.Option(None, help="override params data.sou
                  params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Create data version 1 (or a new version if the source or params changed)."""
     with user_errors():
+        check_stack()
         from forgetflow.adapters.datarepo import DataRepo
         from forgetflow.adapters.dataversions import prepare
         from forgetflow.adapters.workspace import Workspace
@@ -53,6 +54,7 @@ def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (DESIG
                 seed: int = typer.Option(0), as_json: bool = JSON) -> None:
     """Backdoor studies: store BadNets-poisoned training rows as a new, DVC-tracked version."""
     with user_errors():
+        check_stack()
         from forgetflow.adapters.datarepo import DataRepo
         from forgetflow.adapters.dataversions import poison_version
         from forgetflow.adapters.workspace import Workspace
@@ -67,6 +69,7 @@ def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (DESIG
 def data_gc() -> None:
     """Purge data the newest version no longer uses (forgotten poisoned rows) everywhere."""
     with user_errors():
+        check_stack()
         from forgetflow.adapters.datarepo import DataRepo
         from forgetflow.adapters.workspace import Workspace
 
@@ -80,6 +83,7 @@ def train(epochs: int = typer.Option(None, help="override params train.epochs"),
           params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Flow `train`: prepare data, train, register the base model, alias it champion."""
     with user_errors():
+        check_stack()
         from flows.train import train_flow
 
         result = train_flow(str(params) if params else None, epochs, source)

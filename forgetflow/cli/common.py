@@ -31,6 +31,14 @@ def runtime_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def check_stack(s3: bool = True) -> None:
+    """Fail fast, before anything is written, when a configured service is unusable."""
+    from forgetflow.adapters.stack import check_stack as check
+    from forgetflow.adapters.workspace import Workspace
+
+    check(Workspace.from_env(), s3=s3)
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -56,7 +64,7 @@ KNOWN_ERRORS = (
     ("forgetflow.core.forget", "ForgetSetError"), ("forgetflow.adapters.ledger", "LedgerError"),
     ("forgetflow.pipeline.submission", "SubmissionError"),
     ("forgetflow.adapters.registry", "RegistryError"),
-    ("forgetflow.core.triggers", "TriggerError"),
+    ("forgetflow.core.triggers", "TriggerError"), ("forgetflow.adapters.stack", "StackError"),
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from forgetflow.cli.common import JSON, PARAMS, UserInputError, emit, say, user_errors
+from forgetflow.cli.common import JSON, PARAMS, UserInputError, check_stack, emit, say, user_errors
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -34,6 +34,7 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
            params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Validate a request against the newest data version and the registry, then store it."""
     with user_errors():
+        check_stack(s3=False)
         import json
 
         from forgetflow.adapters.datarepo import DataRepo
@@ -92,6 +93,7 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Flow `process_deletions`: all pending requests as one batch."""
     with user_errors():
+        check_stack()
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.registry import Registry, RegistryError
         from forgetflow.adapters.workspace import Workspace
@@ -124,6 +126,7 @@ def promote(version: str = typer.Option(None, help="version to promote (default:
             params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Flow `promote`: move champion to a gate-passed version, or refuse clearly."""
     with user_errors():
+        check_stack(s3=False)
         from flows.promote import check_promotable, promote_flow
         from forgetflow.adapters.registry import Registry
         from forgetflow.adapters.workspace import Workspace
@@ -147,6 +150,7 @@ def serve(params: Path = PARAMS) -> None:
 def demo(params: Path = PARAMS) -> None:
     """prepare → train → three requests → one batch → promote → lineage of the champion."""
     with user_errors():
+        check_stack()
         from forgetflow.pipeline.demo import run_demo
 
         run_demo(str(params) if params else None)

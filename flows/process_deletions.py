@@ -32,6 +32,7 @@ from forgetflow.pipeline.steps import (
 )
 from tasks import ledger as ledger_tasks
 from tasks.data import commit_batch_version, load_data
+from tasks.figures import batch_figures
 from tasks.models import gate, unlearn_batch
 from tasks.registry import load_parent, register, set_alias
 
@@ -132,6 +133,9 @@ def process_deletions(model_name: str | None = None,
                            run_params(params, outcome.method, outcome.config))
             if verdict.passed:
                 set_alias(name, "challenger", ref.version)
+        with watch.lap("figures"):
+            figures_md = batch_figures(ref.run_id, parent, outcome.model, stages, bundle,
+                                       forgotten_classes(plan))
         batch.update(model_version=ref.version, method=outcome.method, gate=verdict.verdict,
                      metrics=metrics)
 
@@ -153,7 +157,7 @@ def process_deletions(model_name: str | None = None,
             "decisions": decisions, "metrics": {**metrics, **{f"seconds.{k}": v for k, v in
                                                               timings.items()}},
             "finished_at": datetime.now(UTC)})
-        create_markdown_artifact(batch_markdown(batch, verdict.checks, decisions),
+        create_markdown_artifact(batch_markdown(batch, verdict.checks, decisions) + figures_md,
                                  key=f"deletion-batch-{batch_id.lower()}",
                                  description=f"deletion batch {batch_id}")
         return batch

@@ -10,6 +10,7 @@ import typer
 from forgetflow.cli import ops as cli_ops
 from forgetflow.cli.bench import register_bench
 from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, user_errors
+from forgetflow.cli.report import report
 from forgetflow.cli.status import status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -21,6 +22,7 @@ app.add_typer(request_app, name="request")
 register_bench(app)
 cli_ops.register(app, request_app)
 app.command("status")(status)
+app.command("report")(report)
 
 @app.callback()
 def main() -> None:

@@ -1,14 +1,14 @@
 """MLflow adapter: the only module that imports mlflow.
 
-Models are logged with mlflow.pytorch (pickle format: the Classifier holds its normalization,
-so `mlflow.pytorch.load_model("models:/<name>@champion")` returns a ready module). The recipe
-that built a model travels as run params, so unlearning and retraining can rebuild it. Forget
-sets appear only as a sha256 and a size: never ids or images.
+Models are logged in the code-free `forgetflow` flavor (forgetflow.adapters.mlflow_model:
+safetensors + config, a pyfunc loader and a pt2 export; nothing is pickled), and the file's
+sha256 is a model-version tag that every load checks. The recipe that built a model travels as
+run params, so unlearning and retraining can rebuild it. Forget sets appear only as a sha256
+and a size: never ids or images.
 """
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import logging
 import warnings
@@ -29,6 +29,8 @@ EXPERIMENT = "forgetflow"
 TAG = "forgetflow."
 TAG_KEYS = ("kind", "parent_version", "deletion_request_ids", "data_version",
             "parent_data_version", "forget_set_size", "forget_set_sha256", "method", "gate")
+MODEL_SHA_TAG = "model_sha256"  # sha256 of the version's weights file, checked on every load
+MODEL_SHA_TAG_FULL = TAG + MODEL_SHA_TAG
 
 
 class RegistryError(LookupError):
@@ -139,18 +141,32 @@ class Registry:
         return sorted(refs, key=lambda r: int(r.version))
 
     def load(self, ref: ModelRef) -> tuple[Classifier, ModelSpec, TrainConfig]:
-        """The module plus the recipe that built it (from the run's params)."""
-        import mlflow.pytorch
-
+        """The module plus the recipe that built it, verified against the version's
+        `model_sha256` tag (a replaced or modified file raises ModelFileError)."""
+        from forgetflow.adapters.mlflow_model import load_model
         from forgetflow.core.training import ModelSpec, TrainConfig
 
-        self._use_globally()
+        loaded = load_model(f"models:/{ref.name}/{ref.version}", ref.tag(MODEL_SHA_TAG),
+                            self.uri)
         params = self.client.get_run(ref.run_id).data.params
         spec = ModelSpec(**json.loads(params["model_spec"]))
         recipe = TrainConfig(**json.loads(params["train_config"]))
-        model = mlflow.pytorch.load_model(f"models:/{ref.name}/{ref.version}", map_location="cpu")
-        model.eval()
-        return model, spec, recipe
+        return loaded, spec, recipe
+
+    def model_sha256(self, ref: ModelRef) -> str:
+        """sha256 of the stored weights file, read back from the artifact store (what the
+        tag and a receipt should both name)."""
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        from forgetflow.adapters.mlflow_model import FLAVOR
+        from forgetflow.core.modelfile import file_sha256
+
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{ref.name}/{ref.version}", tracking_uri=self.uri,
+            registry_uri=self.uri)
+        conf = Model.load(f"{local}/MLmodel").flavors.get(FLAVOR) or {}
+        return file_sha256(f"{local}/{conf.get('weights', 'missing')}") if conf else ""
 
     def register(self, name: str, model: Classifier, spec: ModelSpec, recipe: TrainConfig,
                  tags: dict[str, str], metrics: dict[str, float | None],
@@ -158,9 +174,11 @@ class Registry:
         """One run (params, metrics, inputs, model) and one new registered version with the
         lineage tags of DESIGN §3."""
         import mlflow
-        import mlflow.pytorch
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.data.sources import LocalArtifactDatasetSource
+        from mlflow.models import Model
+
+        from forgetflow.adapters import mlflow_model
 
         missing = [k for k in TAG_KEYS if k not in tags]
         if missing:
@@ -181,21 +199,21 @@ class Registry:
                                       name=item.name, digest=item.sha256[:32])
                 mlflow.log_input(dataset, context=item.context,
                                  tags={"sha256": item.sha256, "size": str(item.size)})
-            info = mlflow.pytorch.log_model(
-                model.cpu().eval(), name="model", serialization_format="pickle",
-                pip_requirements=[f"torch=={md.version('torch')}",
-                                  f"cloudpickle=={md.version('cloudpickle')}"],
-            )
+            info = Model.log(None, flavor=mlflow_model, name="model", model=model, spec=spec,
+                             recipe=recipe, validate_serving_input=False)
+            sha = info.flavors[mlflow_model.FLAVOR]["sha256"]
+            mlflow.set_tag(MODEL_SHA_TAG_FULL, sha)
+        version_tags = {**{TAG + k: v for k, v in tags.items()}, MODEL_SHA_TAG_FULL: sha}
         mv = self.client.create_model_version(name, info.model_uri, run.info.run_id,
-                                              tags={TAG + k: v for k, v in tags.items()}) \
-            if self.model_exists(name) else self._first_version(name, info.model_uri, run, tags)
+                                              tags=version_tags) \
+            if self.model_exists(name) else self._first_version(name, info.model_uri, run,
+                                                                version_tags)
         return self.ref(name, str(mv.version))
 
     def _first_version(self, name: str, uri: str, run: Any, tags: dict[str, str]) -> Any:
         self.client.create_registered_model(name, description="forgetflow classifier: base "
                                             "and unlearned versions with lineage tags")
-        return self.client.create_model_version(name, uri, run.info.run_id,
-                                                tags={TAG + k: v for k, v in tags.items()})
+        return self.client.create_model_version(name, uri, run.info.run_id, tags=tags)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(name, alias, version)

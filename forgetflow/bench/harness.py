@@ -162,7 +162,7 @@ def _cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int,
                                    "backdoor" else None]).encode())
     h.update("\n".join(data.ids.tolist()).encode())
     h.update(data.labels.numpy().tobytes())
-    path = Path(cfg.cache_dir) / f"{tag}-{h.hexdigest()[:16]}.pt"
+    path = Path(cfg.cache_dir) / f"{tag}-{h.hexdigest()[:16]}.safetensors"
     if path.exists():
         model, _, _, extra = load_checkpoint(path)
         log(f"[bench] seed {seed}: {tag} loaded from cache {path} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from forgetflow.core.data.tensors import DataBundle, ImageSet, to_float
+from forgetflow.core.modelfile import read_model_file, save_model_file
 from forgetflow.core.models import Classifier, build_model
 
 
@@ -123,19 +124,15 @@ def train_model(
 
 
 def save_checkpoint(path: str | Path, model: Classifier, spec: ModelSpec, cfg: TrainConfig,
-                    extra: dict | None = None) -> None:
-    """nanoGPT-style: weights plus the config that built them, in one file."""
-    torch.save(
-        {"state_dict": model.state_dict(), "spec": asdict(spec), "train_config": asdict(cfg),
-         "extra": extra or {}},
-        path,
-    )
+                    extra: dict | None = None) -> str:
+    """Weights plus the config that built them, in one safetensors file (no pickle: loading a
+    checkpoint never runs code). Returns the file's sha256."""
+    return save_model_file(path, model, spec, cfg, extra)
 
 
-def load_checkpoint(path: str | Path) -> tuple[Classifier, ModelSpec, TrainConfig, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    spec = ModelSpec(**blob["spec"])
-    model = new_model(spec)
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, spec, TrainConfig(**blob["train_config"]), blob.get("extra", {})
+def load_checkpoint(path: str | Path, expected_sha256: str | None = None
+                    ) -> tuple[Classifier, ModelSpec, TrainConfig, dict]:
+    """Rebuild and verify (see forgetflow.core.modelfile); raises ModelFileError if tampered."""
+    loaded = read_model_file(path, expected_sha256)
+    return (loaded.model, ModelSpec(**loaded.spec), TrainConfig(**loaded.train_config),
+            loaded.extra)

@@ -61,7 +61,8 @@ def print_lineage(registry: Registry, ledger: Ledger, repo: DataRepo, name: str,
         print(f"  v{ref.version} [{ref.tag('kind')}] data {ref.tag('data_version')}"
               f" (from {ref.tag('parent_data_version') or '-'}), method "
               f"{ref.tag('method') or 'train'}, gate {ref.tag('gate')}, test_acc "
-              f"{metrics.get('test_acc', float('nan')):.4f}")
+              f"{metrics.get('test_acc', float('nan')):.4f}, weights sha256 "
+              f"{(ref.tag('model_sha256') or '?')[:12]}…")
         rids = [int(r) for r in (ref.tag("deletion_request_ids") or "").split(",") if r]
         for rid in rids:
             req = ledger.get(rid)
@@ -120,6 +121,9 @@ def run_demo(params_file: str | None = None) -> None:
     promoted = promote_flow(name, None, params_file)
     say(f"[4/4] champion: v{promoted['previous_champion']} → v{promoted['champion']}")
     print_lineage(registry, ledger, repo, name, promoted["champion"])
-    print(f"\nload it anywhere: mlflow.pytorch.load_model('models:/{name}@champion') with "
-          f"MLFLOW_TRACKING_URI={ws.mlflow_tracking_uri}")
+    print(f"\nload it anywhere (MLFLOW_TRACKING_URI={ws.mlflow_tracking_uri}); no pickle, "
+          "the weights' sha256 is checked:\n"
+          f"  mlflow.pyfunc.load_model('models:/{name}@champion').predict(x)  "
+          "# float32 [N, C, H, W] in [0, 1] → logits\n"
+          f"  forgetflow.load_model('models:/{name}@champion')  # the torch.nn.Module")
     print(f"demo finished in {time.perf_counter() - started:.0f} s")

@@ -5,4 +5,4 @@ from pathlib import Path
 
 BUILD = Path("build")
 MANIFEST = BUILD / "manifest.csv"
-MODEL = BUILD / "model.pt"
+MODEL = BUILD / "model.safetensors"

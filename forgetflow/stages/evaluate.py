@@ -1,4 +1,4 @@
-"""Stage evaluate: build/model.pt on each split → build/metrics.json and two plots
+"""Stage evaluate: build/model.safetensors on each split → build/metrics.json and two plots
 (confusion matrix and per-class test accuracy)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage train: manifest + params `train.*` → build/model.pt and build/train.json."""
+"""Stage train: manifest + params `train.*` → build/model.safetensors, build/train.json."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def test_one_epoch_train_learns_something(digits_bundle, trained):
 
 def test_checkpoint_round_trip(tmp_path, digits_bundle, digits_spec, trained):
     model, _ = trained
-    path = tmp_path / "model.pt"
+    path = tmp_path / "model.safetensors"
     save_checkpoint(path, model, digits_spec, CFG, extra={"data_version": "v3", "n": 7})
     loaded, spec, cfg, extra = load_checkpoint(path)
     assert spec == digits_spec
@@ -127,8 +127,8 @@ def test_checkpoint_round_trip(tmp_path, digits_bundle, digits_spec, trained):
     # the buffers (normalization) travelled too
     assert torch.equal(loaded.normalize.mean, model.normalize.mean)
     # extra defaults to an empty dict
-    save_checkpoint(tmp_path / "plain.pt", model, digits_spec, CFG)
-    assert load_checkpoint(tmp_path / "plain.pt")[3] == {}
+    save_checkpoint(tmp_path / "plain.safetensors", model, digits_spec, CFG)
+    assert load_checkpoint(tmp_path / "plain.safetensors")[3] == {}
 
 
 def test_training_rejects_an_empty_set(digits_bundle, digits_spec):

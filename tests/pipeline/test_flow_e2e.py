@@ -26,9 +26,9 @@ from forgetflow.core.data.manifest import Manifest
 
 NAME = "ff-test"
 LOAD = """
-import sys, mlflow, torch
+import sys, mlflow, torch, forgetflow
 mlflow.set_tracking_uri(sys.argv[1])
-model = mlflow.pytorch.load_model("models:/ff-test@champion")
+model = forgetflow.load_model("models:/ff-test@champion")
 x = torch.rand(5, 1, 16, 16)
 print(tuple(model(x).shape), type(model).__name__)
 """

@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench lint format clean repro
+.PHONY: setup system-deps run test test-fast bench bench-cli lint format clean repro
 
-setup: $(STAMP)  ## create .venv and install the pinned dependency set + the project (idempotent)
+setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
+
+system-deps:  ## dataset-fashion-mnist + chromium: apt-get as root, else the exact command
+	scripts/system-deps install
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,13 +18,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
-run: setup  ## the end-to-end demo on the embedded default workspace
+run: setup  ## the end-to-end demo on the embedded default workspace, then its audit report
 	$(BIN)/forgetflow demo
+	$(BIN)/forgetflow report champion --out .forgetflow/report-champion.html
 
 test: setup  ## the whole suite (code, data, model tiers; slow tests included)
+	scripts/system-deps check
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
+	scripts/system-deps check
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup  ## reference scenarios on Fashion-MNIST; rewrites BENCHMARKS.md

@@ -28,12 +28,13 @@ def deployments(params_file: str | None = None) -> list:
     return [
         process_deletions.to_deployment(
             name="nightly-deletions", cron=params.schedule.cron, parameters=shared,
+            enforce_parameter_schema=True,
             description="Process every pending deletion request as one batch."),
         request_deletion.to_deployment(
-            name="deletion-request", parameters=shared,
+            name="deletion-request", parameters=shared, enforce_parameter_schema=True,
             description="Submit a deletion request from the UI form (optionally process now)."),
         promote_flow.to_deployment(
-            name="promote", parameters=shared,
+            name="promote", parameters=shared, enforce_parameter_schema=True,
             description="Move champion to the newest gate-passed challenger."),
     ]
 

@@ -20,7 +20,14 @@ from tasks import ledger as ledger_tasks
 def request_deletion(request: DeletionRequest, process_now: bool = False,
                      params_file: str | None = None) -> dict[str, Any]:
     """Validate against the newest data version, store in the ledger, optionally run the
-    batch right away (otherwise the nightly deployment picks it up)."""
+    batch right away (otherwise the nightly deployment picks it up).
+
+    Args:
+        request: The deletion request: its kind and the one selector that kind needs.
+        process_now: Run the deletion batch right after storing the request instead of
+            waiting for the nightly deployment.
+        params_file: params.yaml to read (default: FORGETFLOW_PARAMS, then ./params.yaml).
+    """
     ws = Workspace.from_env()
     name = request.model_name or load_params(params_file).registry.model_name
     count = validate_submission(request, DataRepo(ws), Registry(ws), name)

@@ -18,6 +18,7 @@ from forgetflow.core.data.manifest import Manifest, build_manifest
 from forgetflow.core.data.sources import RawSource, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
 from forgetflow.core.params import DataParams
+from forgetflow.core.progress import progress_bar
 from forgetflow.core.triggers import TriggerSpec, poison
 from forgetflow.pipeline.batch import isin_ids
 
@@ -35,9 +36,12 @@ def _counts(manifest: Manifest) -> dict[str, int]:
 def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
     """Build the manifest from the source minus every excluded id; a new version only when it
     differs from the newest one. Returns (version, created)."""
+    bar = progress_bar(3, f"prepare {data.source}")
     raw = cached_source(data.source, data.root)
+    bar.update(1)
     manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size)
-    with repo.locked():
+    bar.update(1)
+    with bar, repo.locked():
         head = repo.version() if repo.exists() else None
         exclusions = repo.exclusions(head) if head else Exclusions([])
         manifest = manifest.without(exclusions.ids)

@@ -3,6 +3,7 @@ stderr. Commands that run flows import Prefect lazily, so `request submit` stays
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from forgetflow.cli.bench import register_bench
 from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, user_errors
 from forgetflow.cli.report import report
 from forgetflow.cli.status import status
+from forgetflow.core.progress import quiet_for_json
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Right-to-be-forgotten pipeline for image classifiers.")
@@ -27,6 +29,7 @@ app.command("report")(report)
 @app.callback()
 def main() -> None:
     """forgetflow: submit deletion requests, process them as batches, promote, serve."""
+    quiet_for_json(sys.argv)
 
 
 @data_app.command("prepare")

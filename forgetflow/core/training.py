@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from tqdm import tqdm
 from forgetflow.core.data.tensors import DataBundle, ImageSet, to_float
 from forgetflow.core.modelfile import read_model_file, save_model_file
 from forgetflow.core.models import Classifier, build_model
+from forgetflow.core.progress import progress_enabled
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ def train_model(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     images, labels = data.images, data.labels
-    bar = tqdm(total=steps, desc="train", disable=not progress, leave=False, file=None)
+    bar = tqdm(total=steps, desc="train", disable=not (progress and progress_enabled()),
+               leave=False, file=sys.stderr, dynamic_ncols=True)
     loss_sum, seen, correct = 0.0, 0, 0
     for epoch in range(cfg.epochs):
         loss_sum, seen, correct = 0.0, 0, 0

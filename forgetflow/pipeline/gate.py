@@ -12,6 +12,7 @@ from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.params import GateParams
+from forgetflow.core.progress import progress_iter
 from forgetflow.pipeline.batch import Stage, concat
 
 EVAL_RETAIN_CAP = 10000  # retain accuracy on a seeded sample: the full split adds seconds
@@ -47,7 +48,7 @@ def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet
     mixes scenarios, per stage (what the gate reads)."""
     retain = _sample(retain, EVAL_RETAIN_CAP, seed)
     per_stage = {}
-    for st in stages:
+    for st in progress_iter(stages, "evaluate"):
         per_stage[st.name] = evaluate(model, EvalData(
             st.forget, retain, test, st.third_party, st.scenario, st.forget_class, st.trigger
         ), seed)

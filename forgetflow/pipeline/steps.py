@@ -59,7 +59,7 @@ def train_base(bundle: DataBundle, recipe: TrainConfig) -> tuple[Classifier, Mod
                                                                   dict[str, float]]:
     """Train on the version's train split; report test accuracy alongside the loop's stats."""
     spec = spec_for(bundle, recipe.model)
-    model, stats = train_model(bundle.train, spec, recipe, progress=False)
+    model, stats = train_model(bundle.train, spec, recipe)  # bar when a TTY watches
     stats["test_acc"] = accuracy(predict_logits(model, bundle.test.images), bundle.test.labels)
     return model, spec, stats
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from forgetflow.core.models import Classifier
+from forgetflow.core.progress import progress_bar
 from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
 from forgetflow.core.unlearn.dm_reference import MatchTargets, build_targets, stop_statistic
@@ -85,7 +86,9 @@ class DistributionMatching(Unlearner):
         setup_seconds = time.perf_counter() - started
         steps, statistic, agreement, stopped = 0, float("nan"), float("nan"), "budget"
         trace: list[tuple[int, float, float]] = []
+        bar = progress_bar(cfg.max_steps, f"unlearn dm ({task.scenario})")
         for steps in range(1, cfg.max_steps + 1):
+            bar.update(1)
             loss = self._step_loss(net, streams, targets, gen, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,6 +101,7 @@ class DistributionMatching(Unlearner):
                 if done:
                     stopped = "matched"
                     break
+        bar.close()
         model = task.fresh_copy()
         if head_only:
             model.head.load_state_dict(net.state_dict())

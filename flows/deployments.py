@@ -12,13 +12,12 @@ from flows.request import request_deletion
 from forgetflow.core.params import load_params
 from tasks import DVC_TAG, GPU_TAG
 
-CONCURRENCY = {GPU_TAG: 1, DVC_TAG: 1}
 
-
-def ensure_concurrency_limits() -> None:
-    """One compute task per device and one data-registry writer at a time."""
+def ensure_concurrency_limits(params_file: str | None = None) -> None:
+    """Compute tasks per device and data-registry writers at a time (params concurrency)."""
+    limits = load_params(params_file).concurrency
     with get_client(sync_client=True) as client:
-        for tag, limit in CONCURRENCY.items():
+        for tag, limit in {GPU_TAG: limits.gpu, DVC_TAG: limits.dvc}.items():
             client.create_concurrency_limit(tag=tag, concurrency_limit=limit)
 
 
@@ -40,5 +39,5 @@ def deployments(params_file: str | None = None) -> list:
 
 
 def serve_all(params_file: str | None = None) -> None:
-    ensure_concurrency_limits()
+    ensure_concurrency_limits(params_file)
     serve(*deployments(params_file))

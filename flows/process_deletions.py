@@ -13,30 +13,22 @@ from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
-from forgetflow.core.params import load_params
+from forgetflow.core.ids import forget_sha256
+from forgetflow.pipeline import lineage
 from forgetflow.pipeline.batch import (
-    forget_sha256,
+    forget_rows,
     forgotten_classes,
-    isin_ids,
     plan_batch,
     plan_stages,
-)
-from forgetflow.pipeline.steps import (
-    Stopwatch,
-    attempts,
-    batch_markdown,
-    data_inputs,
-    receipt,
-    run_params,
     without_ids,
 )
+from forgetflow.pipeline.settings import load_checked
+from forgetflow.pipeline.timing import Stopwatch
 from tasks import ledger as ledger_tasks
 from tasks.data import commit_batch_version, load_data
 from tasks.figures import batch_figures
 from tasks.models import gate, unlearn_batch
 from tasks.registry import load_parent, register, set_alias
-
-STALE_HOURS = 6  # a batch still `processing` after this long died without recording a result
 
 
 def new_batch_id() -> str:
@@ -50,14 +42,15 @@ def process_deletions(model_name: str | None = None,
     the gate is registered, and any error marks the batch's requests `failed`."""
     log = get_run_logger()
     watch = Stopwatch()
-    params = load_params(params_file)
+    params = load_checked(params_file)
     name = model_name or params.registry.model_name
     ws = Workspace.from_env()
     check_stack(ws)  # deployment runs skip the CLI: fail before the ledger is touched
-    stale = Ledger(ws.ledger_url).fail_stale(name, timedelta(hours=STALE_HOURS))
+    ledger = Ledger.open(ws.ledger_url)
+    stale = ledger.fail_stale(name, timedelta(seconds=params.batch.lease()))
     if stale:
         log.warning("requests %s belonged to an interrupted batch: marked failed", stale)
-    if not Ledger(ws.ledger_url).list(status="pending", model_name=name):
+    if not ledger.list(status="pending", model_name=name):
         log.info("no pending deletion requests for %s: nothing to do", name)
         return {"batch_id": None, "request_ids": [], "model_name": name}
 
@@ -67,8 +60,8 @@ def process_deletions(model_name: str | None = None,
     batch_id = new_batch_id()
     with watch.lap("ledger"):
         requests = ledger_tasks.claim_pending(name, batch_id)
-    ids = [r.id for r in requests]
-    batch: dict[str, Any] = {"batch_id": batch_id, "model_name": name, "request_ids": ids,
+    batch: dict[str, Any] = {"batch_id": batch_id, "model_name": name,
+                             "request_ids": [r.id for r in requests],
                              "parent_version": parent_ref.version,
                              "parent_data_version": parent_ref.tag("data_version")}
     try:
@@ -83,8 +76,7 @@ def process_deletions(model_name: str | None = None,
             ledger_tasks.reject(plan.rejected)
             log.warning("rejected requests: %s", plan.rejected)
         if not plan.accepted:
-            ledger_tasks.record_batch(batch_id, {"status": "rejected", "finished_at":
-                                                 datetime.now(UTC)})
+            ledger.finish_batch(batch_id, "rejected", "rejected", None, None)
             return {**batch, "request_ids": [], "rejected": plan.rejected, "gate": None}
         accepted = sorted(plan.accepted)
 
@@ -94,8 +86,7 @@ def process_deletions(model_name: str | None = None,
                                            plan.request_of(), batch_id, accepted)
         with watch.lap("extract"):
             bundle = without_ids(head_bundle, plan.selection.drop_ids)
-            kept = set(bundle.train.ids.tolist())
-            forget = parent_bundle.train.where(~isin_ids(parent_bundle.train.ids, kept))
+            forget = forget_rows(parent_bundle, bundle)
             stages = plan_stages(plan, forget, head_bundle.third_party, bundle.third_party)
             sha = forget_sha256(forget.ids)
         batch.update(request_ids=accepted, rejected=plan.rejected, data_version=version.tag,
@@ -103,13 +94,13 @@ def process_deletions(model_name: str | None = None,
 
         # 4-5. unlearn and gate; escalate (more budget, then full retrain) while it fails
         decisions = []
-        for method, config in attempts(params.unlearn):
+        for method, config in params.unlearn.attempts():
             with watch.lap("unlearn"):
                 outcome = unlearn_batch(method, config, parent, spec, recipe, stages,
-                                        bundle.train)
+                                        bundle.train, params.unlearn.seed)
             with watch.lap("evaluate"):
                 verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
-                               params.gate)
+                               params.gate, params.evaluation, params.unlearn.seed)
             decisions.append({"method": method, "config": config, "seconds": outcome.seconds,
                               "gate": verdict.verdict, "checks": verdict.checks})
             log.info("attempt %d (%s): gate %s", len(decisions), method, verdict.verdict)
@@ -120,17 +111,16 @@ def process_deletions(model_name: str | None = None,
         # 6. register the version with lineage tags; challenger only when it passed
         metrics = {**verdict.metrics, "unlearn_seconds": outcome.seconds,
                    "unlearn_seconds_total": compute}
-        tags = {"kind": "unlearned", "parent_version": parent_ref.version,
-                "deletion_request_ids": ",".join(map(str, accepted)),
-                "data_version": version.tag, "parent_data_version": batch["parent_data_version"],
-                "forget_set_size": str(len(forget)), "forget_set_sha256": sha,
-                "method": outcome.method, "gate": verdict.verdict,
-                "data_repo": str(DataRepo(ws).path), "batch_id": batch_id,
-                "escalations": str(len(decisions) - 1)}
-        inputs = data_inputs(DataRepo(ws), version, bundle, forget.ids, sha)
+        repo = DataRepo(ws)
+        tags = lineage.unlearned_tags(
+            batch_id=batch_id, request_ids=accepted, parent_version=parent_ref.version,
+            parent_data_version=batch["parent_data_version"], data_version=version.tag,
+            forget_size=len(forget), forget_sha256=sha, method=outcome.method,
+            gate=verdict.verdict, escalations=len(decisions) - 1, data_repo=str(repo.path))
+        inputs = lineage.data_inputs(repo, version, bundle, forget.ids, sha)
         with watch.lap("register"):
             ref = register(name, outcome.model, spec, recipe, tags, metrics, inputs,
-                           run_params(params, outcome.method, outcome.config))
+                           lineage.run_params(params, outcome.method, outcome.config))
             if verdict.passed:
                 set_alias(name, "challenger", ref.version)
         with watch.lap("figures"):
@@ -140,31 +130,29 @@ def process_deletions(model_name: str | None = None,
                      metrics=metrics)
 
         # 7. close the requests: done with receipts, or failed with the gate's reasons
+        timings = batch["timings"] = watch.report(compute)
+        record = {"data_version": version.tag,
+                  "parent_version": parent_ref.version,
+                  "parent_data_version": batch["parent_data_version"], "gate": verdict.verdict,
+                  "decisions": decisions,
+                  "metrics": {**metrics, **{f"seconds.{k}": v for k, v in timings.items()}}}
         with watch.lap("ledger"):
             if verdict.passed:
-                receipts = {rid: receipt(rid, plan.accepted[rid].kind, batch,
-                                         len(plan.train_ids_of[rid])) for rid in accepted}
-                ledger_tasks.finish(accepted, "done", None, ref.version, receipts)
+                receipts = {rid: lineage.receipt(rid, plan.accepted[rid].kind, batch,
+                                                 len(plan.train_ids_of[rid]))
+                            for rid in accepted}
+                ledger.finish_batch(batch_id, "done", "done", None, ref.version, receipts,
+                                    **record)
             else:
                 failed = [c["check"] for c in verdict.checks if not c["passed"]]
-                ledger_tasks.finish(accepted, "failed", f"gate failed after {len(decisions)} "
-                                    f"attempt(s): {', '.join(failed)}", ref.version)
-        timings = batch["timings"] = watch.report(compute)
-        ledger_tasks.record_batch(batch_id, {
-            "status": "done" if verdict.passed else "failed", "model_version": ref.version,
-            "data_version": version.tag, "parent_version": parent_ref.version,
-            "parent_data_version": batch["parent_data_version"], "gate": verdict.verdict,
-            "decisions": decisions, "metrics": {**metrics, **{f"seconds.{k}": v for k, v in
-                                                              timings.items()}},
-            "finished_at": datetime.now(UTC)})
-        create_markdown_artifact(batch_markdown(batch, verdict.checks, decisions) + figures_md,
+                ledger.finish_batch(batch_id, "failed", "failed",
+                                    f"gate failed after {len(decisions)} attempt(s): "
+                                    f"{', '.join(failed)}", ref.version, **record)
+        create_markdown_artifact(lineage.batch_markdown(batch, verdict.checks, decisions)
+                                 + figures_md,
                                  key=f"deletion-batch-{batch_id.lower()}",
                                  description=f"deletion batch {batch_id}")
         return batch
     except Exception as exc:
-        open_ids = [r.id for r in requests if Ledger(ws.ledger_url).get(r.id).status
-                    == "processing"]
-        Ledger(ws.ledger_url).transition(open_ids, "failed", f"batch error: {exc}")
-        Ledger(ws.ledger_url).update_batch(batch_id, status="failed", error=repr(exc),
-                                           finished_at=datetime.now(UTC))
+        ledger.fail_batch(batch_id, f"batch error: {exc}")
         raise

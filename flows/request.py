@@ -12,7 +12,7 @@ from forgetflow.adapters.registry import Registry
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import load_params
 from forgetflow.core.requests import DeletionRequest
-from forgetflow.pipeline.steps import validate_submission
+from forgetflow.pipeline.submission import validate_submission
 from tasks import ledger as ledger_tasks
 
 

@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import load_params
-from forgetflow.pipeline.steps import base_tags, data_inputs, recipe_of
+from forgetflow.core.training import recipe_of
+from forgetflow.pipeline.lineage import base_tags, data_inputs
 from tasks.data import load_data, prepare_data
 from tasks.models import train
 from tasks.registry import register, set_alias

@@ -3,8 +3,6 @@ contention."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,7 +15,7 @@ RETRY = {"retries": 3, "retry_delay_seconds": 2, "cache_policy": NO_CACHE, "pers
 
 
 def _ledger() -> Ledger:
-    return Ledger(Workspace.from_env().ledger_url)
+    return Ledger.open(Workspace.from_env().ledger_url)
 
 
 @task(name="claim-pending-requests", **RETRY)
@@ -37,17 +35,6 @@ def reject(reasons: dict[int, str]) -> None:
     ledger = _ledger()
     for rid, reason in reasons.items():
         ledger.transition([rid], "rejected", reason=reason)
-
-
-@task(name="finish-requests", **RETRY)
-def finish(request_ids: list[int], status: str, reason: str | None, model_version: str | None,
-           receipts: dict[int, dict[str, Any]] | None = None) -> None:
-    _ledger().transition(request_ids, status, reason, model_version, receipts)
-
-
-@task(name="record-batch", **RETRY)
-def record_batch(batch_id: str, fields: dict[str, Any]) -> None:
-    _ledger().update_batch(batch_id, **fields)
 
 
 @task(name="submit-request", **RETRY)

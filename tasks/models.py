@@ -10,11 +10,11 @@ from prefect.cache_policies import NO_CACHE
 
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.models import Classifier
-from forgetflow.core.params import GateParams
-from forgetflow.core.training import ModelSpec, TrainConfig
+from forgetflow.core.params import EvalParams, GateParams
+from forgetflow.core.training import ModelSpec, TrainConfig, train_base
 from forgetflow.pipeline.batch import Stage
 from forgetflow.pipeline.gate import GateResult, run_gate
-from forgetflow.pipeline.steps import UnlearnOutcome, train_base, unlearn
+from forgetflow.pipeline.unlearning import UnlearnOutcome, unlearn
 from tasks import GPU_TAG
 
 COMPUTE = {"tags": [GPU_TAG], "cache_policy": NO_CACHE, "persist_result": False}
@@ -34,6 +34,7 @@ def unlearn_batch(method: str, config: dict[str, Any], parent: Classifier, spec:
 
 @task(name="evaluate-and-gate", **COMPUTE)
 def gate(model: Classifier, parent: Classifier, stages: list[Stage], bundle: DataBundle,
-         forgotten: list[int], thresholds: GateParams) -> GateResult:
+         forgotten: list[int], thresholds: GateParams, caps: EvalParams,
+         seed: int = 0) -> GateResult:
     return run_gate(model, parent, stages, bundle.train, bundle.test, bundle.third_party,
-                    forgotten, thresholds)
+                    forgotten, thresholds, caps, seed)

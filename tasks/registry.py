@@ -11,7 +11,7 @@ from forgetflow.adapters.registry import InputRef, ModelRef, Registry
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.models import Classifier
 from forgetflow.core.training import ModelSpec, TrainConfig
-from forgetflow.pipeline.steps import parent_of
+from forgetflow.pipeline.parent import parent_of
 
 RETRY = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE, "persist_result": False}
 

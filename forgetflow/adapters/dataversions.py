@@ -17,10 +17,10 @@ from forgetflow.adapters.datarepo import DataRepo, DataRepoError, DataVersion, E
 from forgetflow.core.data.manifest import Manifest, build_manifest
 from forgetflow.core.data.sources import RawSource, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
+from forgetflow.core.ids import isin_ids
 from forgetflow.core.params import DataParams
 from forgetflow.core.progress import progress_bar
 from forgetflow.core.triggers import TriggerSpec, poison
-from forgetflow.pipeline.batch import isin_ids
 
 
 @functools.lru_cache(maxsize=4)

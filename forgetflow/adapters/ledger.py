@@ -124,7 +124,16 @@ def _sqlite_foreign_keys(engine: Engine) -> None:
 
 
 class Ledger:
-    """Requests and batches. Every method is one transaction."""
+    """Requests and batches. Every method is one transaction. `Ledger.open(url)` shares one
+    instance (engine, migrations done) per URL and process."""
+
+    _open: dict[str, Ledger] = {}
+
+    @classmethod
+    def open(cls, url: str) -> Ledger:
+        if url not in cls._open:
+            cls._open[url] = cls(url)
+        return cls._open[url]
 
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -252,6 +261,44 @@ class Ledger:
                     row.receipt = receipts[rid]
                 if status in ("done", "rejected", "failed"):
                     row.completed_at = utcnow()
+
+    def fail_batch(self, batch_id: str, reason: str, **fields: Any) -> list[int]:
+        """Close a batch that errored: its still-open requests become `failed` with `reason`,
+        in the same transaction as the batch row. Returns the failed ids."""
+        return self._close_batch(batch_id, "failed", "failed", reason, None, None,
+                                 {"error": reason, **fields})
+
+    def finish_batch(self, batch_id: str, status: str, request_status: str,
+                     reason: str | None, model_version: str | None,
+                     receipts: dict[int, dict[str, Any]] | None = None,
+                     **fields: Any) -> list[int]:
+        """Record a batch's outcome and move its still-open requests to `request_status`
+        (with receipts when done), all in one transaction. Requests already closed are left
+        alone, so calling it again is a no-op."""
+        return self._close_batch(batch_id, status, request_status, reason, model_version,
+                                 receipts, fields)
+
+    def _close_batch(self, batch_id: str, status: str, request_status: str,
+                     reason: str | None, model_version: str | None,
+                     receipts: dict[int, dict[str, Any]] | None,
+                     fields: dict[str, Any]) -> list[int]:
+        with self._session.begin() as s:
+            batch = s.get(BatchRow, batch_id)
+            if batch is None:
+                raise LedgerError(f"no batch {batch_id}")
+            rows = list(s.scalars(select(RequestRow).where(
+                RequestRow.batch_id == batch_id, RequestRow.status == "processing")))
+            for row in rows:
+                row.status, row.reason, row.completed_at = request_status, reason, utcnow()
+                if model_version is not None:
+                    row.model_version = model_version
+                if receipts and row.id in receipts:
+                    row.receipt = receipts[row.id]
+            if model_version is not None:
+                fields = {**fields, "model_version": model_version}
+            for key, value in {**fields, "status": status, "finished_at": utcnow()}.items():
+                setattr(batch, key, value)
+            return [r.id for r in rows]
 
     def update_batch(self, batch_id: str, **fields: Any) -> None:
         with self._session.begin() as s:

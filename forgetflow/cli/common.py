@@ -66,6 +66,7 @@ KNOWN_ERRORS = (
     ("forgetflow.pipeline.submission", "SubmissionError"),
     ("forgetflow.adapters.registry", "RegistryError"),
     ("forgetflow.core.triggers", "TriggerError"), ("forgetflow.adapters.stack", "StackError"),
+    ("forgetflow.pipeline.settings", "ParamsError"),
 )
 
 

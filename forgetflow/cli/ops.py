@@ -57,7 +57,7 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         request = DeletionRequest.model_validate(raw)
         ws = Workspace.from_env()
         name = request.model_name or load_params(params).registry.model_name
-        ledger = Ledger(ws.ledger_url)
+        ledger = Ledger.open(ws.ledger_url)
         existing = ledger.find_by_key(request.idempotency_key) if idempotency_key else None
         if existing is None:
             count = validate_submission(request, DataRepo(ws), Registry(ws), name)
@@ -74,7 +74,7 @@ def list_requests(status: str = typer.Option(None, help="only this status"),
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.workspace import Workspace
 
-        rows = [r.summary() for r in Ledger(Workspace.from_env().ledger_url).list(status)]
+        rows = [r.summary() for r in Ledger.open(Workspace.from_env().ledger_url).list(status)]
         emit(rows, as_json, lambda rs: "\n".join(
             f"{r['id']:>5}  {r['kind']:<8} {r['status']:<10} v{r['model_version'] or '-'}  "
             f"{r['reason'] or ''}" for r in rs) or "no requests")
@@ -86,7 +86,7 @@ def show(request_id: int = typer.Argument(..., help="request id"), as_json: bool
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.workspace import Workspace
 
-        emit(Ledger(Workspace.from_env().ledger_url).get(request_id).detail(), as_json)
+        emit(Ledger.open(Workspace.from_env().ledger_url).get(request_id).detail(), as_json)
 
 
 def process(model: str = typer.Option(None, help="registered model (default: params)"),
@@ -97,13 +97,13 @@ def process(model: str = typer.Option(None, help="registered model (default: par
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.registry import Registry, RegistryError
         from forgetflow.adapters.workspace import Workspace
-        from forgetflow.core.params import load_params
+        from forgetflow.pipeline.settings import load_checked
 
         ws = Workspace.from_env()
-        name = model or load_params(params).registry.model_name
+        name = model or load_checked(params).registry.model_name
         if model and not Registry(ws).model_exists(model):
             raise RegistryError(f"no registered model named {model!r}")
-        if not Ledger(ws.ledger_url).list(status="pending", model_name=name):
+        if not Ledger.open(ws.ledger_url).list(status="pending", model_name=name):
             say(f"no pending deletion requests for {name}: nothing to do")
             emit({"request_ids": []}, as_json)
             return

@@ -1,21 +1,25 @@
-"""Forget-set extraction: turn deletion requests into the sample ids a model must forget."""
+"""Forget-set extraction: turn deletion requests into the sample ids a model must forget.
+
+`KINDS` is the one table of request kinds: each row names the selector field the kind needs,
+how the ledger stores it, and how it selects manifest rows. Request validation
+(core/requests.py) and extraction (here) both read it, so a new kind is one new row.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.ids import isin_ids
 
 if TYPE_CHECKING:  # torch is imported only by the backdoor scan, so `request submit` is quick
     import torch
 
     from forgetflow.core.triggers import TriggerSpec
-
-KINDS = ("samples", "subject", "class", "backdoor")
 
 
 class ForgetSetError(ValueError):
@@ -34,12 +38,88 @@ class ForgetRequest:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ForgetSetError(f"unknown request kind {self.kind!r}; expected one of {KINDS}")
-        needed = {"samples": bool(self.ids), "subject": bool(self.subject),
-                  "class": self.label is not None, "backdoor": self.trigger is not None}
-        if not needed[self.kind]:
-            raise ForgetSetError(f"a {self.kind} request needs its selector "
-                                 "(ids, subject, label or trigger)")
+            raise ForgetSetError(f"unknown request kind {self.kind!r}; expected one of "
+                                 f"{tuple(KINDS)}")
+        rule = KINDS[self.kind]
+        if not rule.given(getattr(self, rule.selector)):
+            raise ForgetSetError(f"a {self.kind} request needs its selector `{rule.selector}`")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a selector reads: the manifest, and for pixel-level kinds the train images."""
+
+    manifest: Manifest
+    train_images: torch.Tensor | None = None
+    num_classes: int | None = None
+
+
+def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
+    mask = isin_ids(scope.manifest.ids, req.ids)
+    missing = sorted(set(map(str, req.ids)) - set(scope.manifest.ids[mask].tolist()))
+    if missing:
+        raise ForgetSetError(f"{len(missing)} unknown sample id(s) in this data version, e.g. "
+                             f"{', '.join(missing[:3])}")
+    return mask
+
+
+def _subject(req: ForgetRequest, scope: Scope) -> np.ndarray:
+    mask = scope.manifest.subject == req.subject
+    if not mask.any():
+        raise ForgetSetError(f"unknown subject {req.subject!r} in this data version")
+    return mask
+
+
+def _class(req: ForgetRequest, scope: Scope) -> np.ndarray:
+    m = scope.manifest
+    n = scope.num_classes if scope.num_classes is not None else int(m.labels.max()) + 1
+    if not 0 <= int(req.label) < n:  # type: ignore[arg-type]
+        raise ForgetSetError(f"class {req.label} is outside the label space 0..{n - 1}")
+    return (m.labels == req.label) & (m.split != "test")
+
+
+def _backdoor(req: ForgetRequest, scope: Scope) -> np.ndarray:
+    from forgetflow.core.triggers import carries_trigger
+
+    m, images = scope.manifest, scope.train_images
+    if images is None:
+        raise ForgetSetError("a backdoor request needs the training images to scan")
+    train_rows = np.flatnonzero(m.split == "train")
+    if len(train_rows) != len(images):
+        raise ForgetSetError("training images do not match the manifest's train split")
+    req.trigger.check(tuple(images.shape[1:]), scope.num_classes or 1 << 30)  # type: ignore
+    mask = np.zeros(len(m), dtype=bool)
+    mask[train_rows[carries_trigger(images, req.trigger)]] = True
+    return mask
+
+
+def _trigger_spec(raw: dict[str, Any]) -> TriggerSpec:
+    from forgetflow.core.triggers import TriggerSpec
+
+    return TriggerSpec.from_dict(raw)
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """One request kind: its selector field, the ledger payload, and its row selector."""
+
+    selector: str                                   # the DeletionRequest/ForgetRequest field
+    select: Callable[[ForgetRequest, Scope], np.ndarray]
+    payload: Callable[[Any], dict[str, Any]]        # selector value → what the ledger stores
+    given: Callable[[Any], bool] = lambda v: v is not None
+    decode: Callable[[Any], Any] = lambda v: v      # stored value → ForgetRequest field
+    needs_pixels: bool = False                      # selecting reads the training images
+
+
+KINDS: dict[str, KindRule] = {
+    # sample ids are stored one row each by the ledger, so the payload only counts them
+    "samples": KindRule("ids", _samples, lambda ids: {"count": len(ids)}, given=bool,
+                        decode=tuple),
+    "subject": KindRule("subject", _subject, lambda s: {"subject": s}, given=bool),
+    "class": KindRule("label", _class, lambda k: {"label": k}),
+    "backdoor": KindRule("trigger", _backdoor, lambda t: {"trigger": t},
+                         decode=_trigger_spec, needs_pixels=True),
+}
 
 
 @dataclass(frozen=True)
@@ -55,48 +135,14 @@ class ForgetSelection:
 def select(request: ForgetRequest, manifest: Manifest,
            train_images: torch.Tensor | None = None, num_classes: int | None = None) -> np.ndarray:
     """Boolean mask over the manifest rows the request names (all splits)."""
-    if request.kind == "samples":
-        # set membership: numpy's isin compares object arrays pairwise (O(n*m))
-        wanted = set(map(str, request.ids))
-        mask = np.fromiter((str(i) in wanted for i in manifest.ids), dtype=bool,
-                           count=len(manifest.ids))
-        missing = sorted(wanted - set(manifest.ids[mask].tolist()))
-        if missing:
-            raise ForgetSetError(
-                f"{len(missing)} unknown sample id(s) in this data version, e.g. "
-                f"{', '.join(missing[:3])}"
-            )
-        return mask
-    if request.kind == "subject":
-        mask = manifest.subject == request.subject
-        if not mask.any():
-            raise ForgetSetError(f"unknown subject {request.subject!r} in this data version")
-        return mask
-    if request.kind == "class":
-        n = num_classes if num_classes is not None else int(manifest.labels.max()) + 1
-        if not 0 <= int(request.label) < n:
-            raise ForgetSetError(f"class {request.label} is outside the label space 0..{n - 1}")
-        return (manifest.labels == request.label) & (manifest.split != "test")
-    if train_images is None:
-        raise ForgetSetError("a backdoor request needs the training images to scan")
-    from forgetflow.core.triggers import carries_trigger
-
-    train_rows = np.flatnonzero(manifest.split == "train")
-    if len(train_rows) != len(train_images):
-        raise ForgetSetError("training images do not match the manifest's train split")
-    request.trigger.check(tuple(train_images.shape[1:]), num_classes or 1 << 30)
-    mask = np.zeros(len(manifest), dtype=bool)
-    mask[train_rows[carries_trigger(train_images, request.trigger)]] = True
-    return mask
+    return KINDS[request.kind].select(request, Scope(manifest, train_images, num_classes))
 
 
-def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
-            train_images: torch.Tensor | None = None,
-            num_classes: int | None = None) -> ForgetSelection:
-    """Union of all requests' selections, checked so the result is a sane forget set."""
+def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarray],
+                    manifest: Manifest) -> ForgetSelection:
+    """The union of already-computed masks, checked so the result is a sane forget set."""
     if not requests:
         raise ForgetSetError("no requests to extract a forget set from")
-    masks = [select(r, manifest, train_images, num_classes) for r in requests]
     drop = np.logical_or.reduce(masks)
     is_train = manifest.split == "train"
     forget = drop & is_train
@@ -104,7 +150,7 @@ def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
         raise ForgetSetError("the forget set is empty: no named sample is in the training split")
     if forget.sum() == is_train.sum():
         raise ForgetSetError("the request would forget the entire training set")
-    class_requests = {int(r.label) for r in requests if r.kind == "class"}
+    class_requests = {int(r.label) for r in requests if r.kind == "class"}  # type: ignore
     remaining = set(np.unique(manifest.labels[is_train & ~forget]).tolist())
     emptied = set(np.unique(manifest.labels[is_train]).tolist()) - remaining - class_requests
     if emptied:
@@ -112,10 +158,16 @@ def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
             f"the request would leave class(es) {sorted(emptied)} with no training samples; "
             "submit a class request to forget a whole class"
         )
-    return ForgetSelection(
-        np.sort(manifest.ids[forget]), np.sort(manifest.ids[drop]),
-        [int((m & is_train).sum()) for m in masks],
-    )
+    return ForgetSelection(np.sort(manifest.ids[forget]), np.sort(manifest.ids[drop]),
+                           [int((m & is_train).sum()) for m in masks])
+
+
+def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
+            train_images: torch.Tensor | None = None,
+            num_classes: int | None = None) -> ForgetSelection:
+    """Union of all requests' selections, checked so the result is a sane forget set."""
+    masks = [select(r, manifest, train_images, num_classes) for r in requests]
+    return check_selection(requests, masks, manifest)
 
 
 def precision_recall(found: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

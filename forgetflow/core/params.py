@@ -49,6 +49,15 @@ class UnlearnParams(_Section):
         EscalationStep(method="dm", config={"max_steps": 480}),
         EscalationStep(method="retrain"),
     ])
+    seed: int = 0
+
+    def attempts(self) -> list[tuple[str, dict[str, Any]]]:
+        """The method, then each escalation step (configs merge for the same method)."""
+        plan = [(self.method, dict(self.config))]
+        for step in self.escalation:
+            base = dict(self.config) if step.method == self.method else {}
+            plan.append((step.method, {**base, **step.config}))
+        return plan
 
 
 class GateParams(_Section):
@@ -57,6 +66,40 @@ class GateParams(_Section):
     max_asr: float = 0.05
     max_test_acc_drop: float = 0.02
     min_auc_samples: int = 50
+
+
+class EvalParams(_Section):
+    """Caps that keep the gate's evaluation fast on large splits."""
+
+    retain_cap: int = Field(10000, ge=1)  # retain accuracy on a seeded sample of this size
+
+
+class BatchParams(_Section):
+    """How deletion batches run: bounded size, and a lease renewed while a batch is alive."""
+
+    max_requests: int = Field(250, ge=1)  # pending requests claimed per batch
+    lease_seconds: float = Field(600.0, gt=0)  # FORGETFLOW_BATCH_LEASE_SECONDS overrides
+
+    def lease(self) -> float:
+        """The lease length, with the environment's override (operators, tests)."""
+        raw = os.environ.get("FORGETFLOW_BATCH_LEASE_SECONDS")
+        if raw is None:
+            return self.lease_seconds
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not value > 0:
+            raise ValueError(f"FORGETFLOW_BATCH_LEASE_SECONDS must be a positive number of "
+                             f"seconds, got {raw!r}")
+        return value
+
+
+class ConcurrencyParams(_Section):
+    """Prefect tag concurrency limits `forgetflow serve` creates."""
+
+    gpu: int = Field(1, ge=1)  # compute tasks at once per device
+    dvc: int = Field(1, ge=1)  # data-registry writers at once
 
 
 class RegistryParams(_Section):
@@ -71,6 +114,7 @@ class DemoParams(_Section):
     """The smaller recipe `forgetflow demo` uses so `make run` stays within minutes."""
 
     epochs: int = Field(4, ge=1)
+    samples: int = Field(100, ge=1)  # size of the demo's samples request
 
 
 class Params(BaseModel):
@@ -84,6 +128,9 @@ class Params(BaseModel):
     registry: RegistryParams = Field(default_factory=RegistryParams)
     schedule: ScheduleParams = Field(default_factory=ScheduleParams)
     demo: DemoParams = Field(default_factory=DemoParams)
+    evaluation: EvalParams = Field(default_factory=EvalParams)
+    batch: BatchParams = Field(default_factory=BatchParams)
+    concurrency: ConcurrencyParams = Field(default_factory=ConcurrencyParams)
 
 
 def params_path(explicit: str | Path | None = None) -> Path | None:
@@ -97,11 +144,13 @@ def params_path(explicit: str | Path | None = None) -> Path | None:
 
 
 def load_params(path: str | Path | None = None) -> Params:
-    """Read and validate params; unknown keys are errors, so typos do not pass silently."""
+    """Read and validate params; unknown keys are errors, so typos do not pass silently.
+    (The pipeline loads through forgetflow.pipeline.settings, which also checks the unlearning
+    methods; dvc stages never unlearn and read this directly.)"""
     resolved = params_path(path)
-    if resolved is None:
-        return Params()
-    if not resolved.exists():
-        raise FileNotFoundError(f"params file {resolved} does not exist")
-    raw = yaml.safe_load(resolved.read_text()) or {}
+    raw: Any = {}
+    if resolved is not None:
+        if not resolved.exists():
+            raise FileNotFoundError(f"params file {resolved} does not exist")
+        raw = yaml.safe_load(resolved.read_text()) or {}
     return Params.model_validate(raw)

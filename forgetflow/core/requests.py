@@ -1,6 +1,7 @@
 """Pydantic deletion requests: validated before anything is written, and the Prefect UI form.
 
-Field descriptions and Literal kinds become the form's help texts and drop-downs.
+Field descriptions and Literal kinds become the form's help texts and drop-downs. Which
+selector a kind needs, and what the ledger stores, come from the kind table `core.forget.KINDS`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from forgetflow.core.data.manifest import ManifestError, parse_sample_id
+from forgetflow.core.forget import KINDS, ForgetRequest
 
-if TYPE_CHECKING:  # both pull in torch; the ledger verbs of the CLI must not
-    from forgetflow.core.forget import ForgetRequest
+if TYPE_CHECKING:  # pulls in torch; the ledger verbs of the CLI must not
     from forgetflow.core.triggers import TriggerSpec
 
-Kind = Literal["samples", "subject", "class", "backdoor"]
+Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
@@ -69,45 +70,34 @@ class DeletionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _selector_matches_kind(self) -> DeletionRequest:
-        given = {"samples": bool(self.ids), "subject": self.subject is not None,
-                 "class": self.label is not None, "backdoor": self.trigger is not None}
-        if not given[self.kind]:
-            needs = {"samples": "ids", "subject": "subject", "class": "label",
-                     "backdoor": "trigger"}[self.kind]
+        needs = KINDS[self.kind].selector
+        given = {rule.selector for rule in KINDS.values()
+                 if rule.given(getattr(self, rule.selector))}
+        if needs not in given:
             raise ValueError(f"a {self.kind} request needs `{needs}`")
-        extra = [k for k, v in given.items() if v and k != self.kind]
+        extra = sorted(given - {needs})
         if extra:
-            raise ValueError(f"a {self.kind} request must not set the selector(s) of {extra}")
+            raise ValueError(f"a {self.kind} request must not set {extra}")
         if self.subject is not None and not self.subject.strip():
             raise ValueError("subject must not be blank")
         return self
 
+    def selector(self) -> Any:
+        """The selector value as JSON-able data (a trigger becomes its dict)."""
+        value = getattr(self, KINDS[self.kind].selector)
+        return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
     def payload(self) -> dict[str, Any]:
         """What the ledger stores inline (sample ids go to their own table)."""
-        if self.kind == "samples":
-            return {"count": len(self.ids)}
-        if self.kind == "subject":
-            return {"subject": self.subject}
-        if self.kind == "class":
-            return {"label": self.label}
-        return {"trigger": self.trigger.model_dump(mode="json")}
+        return KINDS[self.kind].payload(self.selector())
 
     def to_forget_request(self) -> ForgetRequest:
-        from forgetflow.core.forget import ForgetRequest
-
-        return ForgetRequest(
-            kind=self.kind, ids=tuple(self.ids), subject=self.subject, label=self.label,
-            trigger=self.trigger.to_spec() if self.trigger else None,
-        )
+        return forget_request_from(self.kind, self.payload(), self.ids)
 
 
 def forget_request_from(kind: str, payload: dict[str, Any], ids: list[str]) -> ForgetRequest:
     """Rebuild the core request from what the ledger stored."""
-    from forgetflow.core.forget import ForgetRequest
-    from forgetflow.core.triggers import TriggerSpec
-
-    trigger = payload.get("trigger")
-    return ForgetRequest(
-        kind=kind, ids=tuple(ids), subject=payload.get("subject"), label=payload.get("label"),
-        trigger=TriggerSpec.from_dict(trigger) if trigger is not None else None,
-    )
+    rule = KINDS[kind]
+    raw = ids if rule.selector == "ids" else payload.get(rule.selector)
+    return ForgetRequest(kind=kind, **{rule.selector: rule.decode(raw) if raw is not None
+                                       else None})

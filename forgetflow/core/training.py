@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from forgetflow.core.data.tensors import DataBundle, ImageSet, to_float
+from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.modelfile import read_model_file, save_model_file
 from forgetflow.core.models import Classifier, build_model
+from forgetflow.core.params import TrainParams
 from forgetflow.core.progress import progress_enabled
 
 
@@ -139,3 +141,19 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None
     loaded = read_model_file(path, expected_sha256)
     return (loaded.model, ModelSpec(**loaded.spec), TrainConfig(**loaded.train_config),
             loaded.extra)
+
+
+def recipe_of(train: TrainParams, epochs: int | None = None) -> TrainConfig:
+    """params `train` as the recipe a checkpoint or registered model carries."""
+    return TrainConfig(model=train.model, epochs=epochs or train.epochs,
+                       batch_size=train.batch_size, lr=train.lr,
+                       weight_decay=train.weight_decay, seed=train.seed)
+
+
+def train_base(bundle: DataBundle, recipe: TrainConfig) -> tuple[Classifier, ModelSpec,
+                                                                  dict[str, float]]:
+    """Train on the version's train split; report test accuracy alongside the loop's stats."""
+    spec = spec_for(bundle, recipe.model)
+    model, stats = train_model(bundle.train, spec, recipe, progress=False)
+    stats["test_acc"] = accuracy(predict_logits(model, bundle.test.images), bundle.test.labels)
+    return model, spec, stats

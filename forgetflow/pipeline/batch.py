@@ -3,7 +3,6 @@ splits into unlearning stages (one per scenario the batch mixes)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,20 +10,15 @@ import torch
 
 from forgetflow.core.data.manifest import Manifest
 from forgetflow.core.data.tensors import DataBundle, ImageSet
-from forgetflow.core.forget import ForgetRequest, ForgetSelection, ForgetSetError, extract, select
+from forgetflow.core.forget import (
+    ForgetRequest,
+    ForgetSelection,
+    ForgetSetError,
+    check_selection,
+    select,
+)
+from forgetflow.core.ids import isin_ids
 from forgetflow.core.triggers import TriggerSpec
-
-
-def isin_ids(ids: np.ndarray, others: object) -> np.ndarray:
-    """Membership of sample ids, in O((n+m) log) time: numpy's isin compares object arrays
-    pairwise, which takes minutes on Fashion-MNIST-sized manifests."""
-    wanted = set(map(str, others))  # type: ignore[call-overload]
-    return np.fromiter((str(i) in wanted for i in ids), dtype=bool, count=len(ids))
-
-
-def forget_sha256(ids: np.ndarray | list[str]) -> str:
-    """DESIGN §3 lineage hash: sha256 of the sorted ids joined by newlines."""
-    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
 
 
 @dataclass
@@ -48,25 +42,24 @@ class BatchPlan:
 
 def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
                bundle: DataBundle) -> BatchPlan:
-    """Check each request alone against the newest data version, then the union."""
-    accepted, rejected = {}, {}
+    """Select each request's rows once, check each alone, then the union."""
+    accepted, rejected, masks = {}, {}, {}
     train_of, drop_of = {}, {}
     is_train = manifest.split == "train"
     for rid, req in requests.items():
         try:
-            extract([req], manifest, bundle.train.images, bundle.num_classes)
             mask = select(req, manifest, bundle.train.images, bundle.num_classes)
+            check_selection([req], [mask], manifest)
         except ForgetSetError as exc:
             rejected[rid] = str(exc)
             continue
-        accepted[rid] = req
+        accepted[rid], masks[rid] = req, mask
         train_of[rid] = set(manifest.ids[mask & is_train].tolist())
         drop_of[rid] = set(manifest.ids[mask].tolist())
     selection = None
     if accepted:
         try:
-            selection = extract(list(accepted.values()), manifest, bundle.train.images,
-                                bundle.num_classes)
+            selection = check_selection(list(accepted.values()), list(masks.values()), manifest)
         except ForgetSetError as exc:
             rejected.update({rid: f"batch as a whole: {exc}" for rid in accepted})
             accepted, train_of, drop_of = {}, {}, {}
@@ -90,10 +83,29 @@ def concat(sets: list[ImageSet]) -> ImageSet:
                     np.concatenate([s.ids for s in sets]))
 
 
+def without_ids(bundle: DataBundle, ids: np.ndarray) -> DataBundle:
+    """The bundle of the next data version, cut from this one instead of reloaded."""
+    def cut(s: ImageSet) -> ImageSet:
+        return s.where(~isin_ids(s.ids, ids))
+
+    return DataBundle(cut(bundle.train), cut(bundle.third_party), cut(bundle.test),
+                      bundle.classes, bundle.source)
+
+
+def forget_rows(parent_bundle: DataBundle, bundle: DataBundle) -> ImageSet:
+    """Every training row the parent model saw that the new version no longer has: this
+    batch's rows plus any a failed earlier batch dropped from the data but not the model."""
+    kept = set(bundle.train.ids.tolist())
+    return parent_bundle.train.where(~isin_ids(parent_bundle.train.ids, kept))
+
+
+def forgotten_classes(plan: BatchPlan) -> list[int]:
+    return sorted({int(r.label) for r in plan.accepted.values() if r.kind == "class"})
+
+
 def plan_stages(plan: BatchPlan, forget: ImageSet, third_party: ImageSet,
                 kept_third_party: ImageSet) -> list[Stage]:
-    """Backdoor rows first, then each forgotten class, then everything else as `samples`
-    (which also carries ids a failed earlier batch dropped from the data but not the model).
+    """Backdoor rows first, then each forgotten class, then everything else as `samples`.
     Class and backdoor stages read the pool before this batch's drop (a forgotten class has
     unseen samples only there); the samples stage matches the pool that remains, without
     forgotten classes."""
@@ -106,7 +118,7 @@ def plan_stages(plan: BatchPlan, forget: ImageSet, third_party: ImageSet,
                 stages.append(Stage(f"backdoor-{rid}", "backdoor", forget.where(mask),
                                     third_party, trigger=req.trigger))
                 left &= ~mask
-    classes = sorted({int(r.label) for r in plan.accepted.values() if r.kind == "class"})
+    classes = forgotten_classes(plan)
     for k in classes:
         mask = left & (forget.labels.numpy() == k)
         if mask.any():
@@ -117,7 +129,3 @@ def plan_stages(plan: BatchPlan, forget: ImageSet, third_party: ImageSet,
         pool = kept_third_party.where(~np.isin(kept_third_party.labels.numpy(), classes))
         stages.append(Stage("samples", "samples", forget.where(left), pool))
     return stages
-
-
-def forgotten_classes(plan: BatchPlan) -> list[int]:
-    return sorted({int(r.label) for r in plan.accepted.values() if r.kind == "class"})

@@ -17,11 +17,10 @@ from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import Registry
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.data.sources import DEBIAN_FASHION_MNIST
-from forgetflow.core.params import Params, load_params
+from forgetflow.core.params import Params
 from forgetflow.core.requests import DeletionRequest
-from forgetflow.pipeline.steps import validate_submission
-
-DEMO_SAMPLES = 100
+from forgetflow.pipeline.settings import load_checked
+from forgetflow.pipeline.submission import validate_submission
 
 
 def say(message: str) -> None:
@@ -37,7 +36,7 @@ def demo_source(params: Params) -> str:
     return params.data.source
 
 
-def demo_requests(repo: DataRepo, seed: int = 0) -> list[DeletionRequest]:
+def demo_requests(repo: DataRepo, samples: int, seed: int = 0) -> list[DeletionRequest]:
     """A subject, a class and a random sample of ids, all from the newest data version."""
     head = repo.version()
     m = repo.manifest(head).without(repo.exclusions(head).ids)
@@ -46,7 +45,7 @@ def demo_requests(repo: DataRepo, seed: int = 0) -> list[DeletionRequest]:
     others = train & (m.labels != label)
     subject = str(sorted(set(m.subject[others].tolist()))[0])
     pool = m.ids[others & (m.subject != subject)]
-    ids = np.random.default_rng(seed).choice(pool, DEMO_SAMPLES, replace=False)
+    ids = np.random.default_rng(seed).choice(pool, samples, replace=False)
     return [DeletionRequest(kind="subject", subject=subject),
             DeletionRequest(kind="class", label=label),
             DeletionRequest(kind="samples", ids=sorted(ids.tolist()))]
@@ -89,7 +88,7 @@ def run_demo(params_file: str | None = None) -> None:
     from flows.train import train_flow
 
     started = time.perf_counter()
-    params = load_params(params_file)
+    params = load_checked(params_file)
     ws = Workspace.from_env().ensure()
     name = params.registry.model_name
     source = demo_source(params)
@@ -100,9 +99,9 @@ def run_demo(params_file: str | None = None) -> None:
     say(f"[1/4] {name} v{trained['model_version']} trained on {source} "
         f"(data {trained['data_version']}), test acc {trained['metrics']['test_acc']:.4f}")
 
-    repo, registry, ledger = DataRepo(ws), Registry(ws), Ledger(ws.ledger_url)
+    repo, registry, ledger = DataRepo(ws), Registry(ws), Ledger.open(ws.ledger_url)
     ids_file = ws.root / "demo-sample-ids.txt"
-    for request in demo_requests(repo):
+    for request in demo_requests(repo, params.demo.samples):
         validate_submission(request, repo, registry, name)
         view, _ = ledger.submit(request, name)
         if request.kind == "samples":

@@ -11,11 +11,9 @@ import numpy as np
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.metrics import accuracy, predict_logits
-from forgetflow.core.params import GateParams
+from forgetflow.core.params import EvalParams, GateParams
 from forgetflow.core.progress import progress_iter
 from forgetflow.pipeline.batch import Stage, concat
-
-EVAL_RETAIN_CAP = 10000  # retain accuracy on a seeded sample: the full split adds seconds
 
 
 @dataclass
@@ -43,10 +41,12 @@ def kept_test(test: ImageSet, forgotten: list[int]) -> ImageSet:
 
 
 def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet,
-                    third_party: ImageSet, seed: int = 0) -> tuple[dict, dict[str, dict]]:
+                    third_party: ImageSet, caps: EvalParams,
+                    seed: int = 0) -> tuple[dict, dict[str, dict]]:
     """DESIGN §4 metrics over the whole forget set (the run's metrics) and, when the batch
-    mixes scenarios, per stage (what the gate reads)."""
-    retain = _sample(retain, EVAL_RETAIN_CAP, seed)
+    mixes scenarios, per stage (what the gate reads). Retain accuracy reads a seeded sample
+    (params evaluation.retain_cap): the full split adds seconds."""
+    retain = _sample(retain, caps.retain_cap, seed)
     per_stage = {}
     for st in progress_iter(stages, "evaluate"):
         per_stage[st.name] = evaluate(model, EvalData(
@@ -90,9 +90,10 @@ def decide(per_stage: dict[str, dict], stages: list[Stage], parent_acc: float, n
 
 def run_gate(model, parent, stages: list[Stage], retain: ImageSet, test: ImageSet,
              third_party: ImageSet, forgotten: list[int], gate: GateParams,
-             seed: int = 0) -> GateResult:
+             caps: EvalParams | None = None, seed: int = 0) -> GateResult:
     """Evaluate, compare with the parent on the same test rows, and decide."""
-    overall, per_stage = evaluate_stages(model, stages, retain, test, third_party, seed)
+    overall, per_stage = evaluate_stages(model, stages, retain, test, third_party,
+                                         caps or EvalParams(), seed)
     kept = kept_test(test, forgotten)
     parent_acc = accuracy(predict_logits(parent, kept.images), kept.labels)
     new_acc = accuracy(predict_logits(model, kept.images), kept.labels)

@@ -1,12 +1,14 @@
 """Checking a deletion request at submit time, before anything is stored.
 
 Kept apart from the batch steps so `forgetflow request submit` imports no torch, MLflow or
-Prefect for sample, subject and class requests (a backdoor scan needs the images and torch).
+Prefect for kinds that do not scan pixels (a backdoor scan needs the images and torch).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from forgetflow.core.forget import KINDS, extract
 
 if TYPE_CHECKING:
     from forgetflow.adapters.datarepo import DataRepo
@@ -20,10 +22,8 @@ class SubmissionError(ValueError):
 
 def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
                         model_name: str) -> int:
-    """Check a request against the newest data version and the registry before it is stored;
-    returns how many training samples it names."""
-    from forgetflow.core.forget import extract
-
+    """Check a request before it is stored; returns how many training samples it names.
+    Only kinds that scan pixels pay for loading the images."""
     if not registry.model_exists(model_name):
         raise SubmissionError(f"no registered model named {model_name!r}")
     if not repo.exists():
@@ -31,11 +31,10 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
     head = repo.version()
     req = request.to_forget_request()
     try:
-        if req.kind == "backdoor":
+        if KINDS[req.kind].needs_pixels:
             from forgetflow.adapters.dataversions import load_bundle
 
             bundle, manifest = load_bundle(repo, head)
-            req.trigger.check(bundle.image_shape, bundle.num_classes)
             sel = extract([req], manifest, bundle.train.images, bundle.num_classes)
         else:
             manifest = repo.manifest(head).without(repo.exclusions(head).ids)

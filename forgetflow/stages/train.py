@@ -8,8 +8,7 @@ from forgetflow.core.data.manifest import Manifest
 from forgetflow.core.data.sources import load_source
 from forgetflow.core.data.tensors import materialize
 from forgetflow.core.params import load_params
-from forgetflow.core.training import save_checkpoint
-from forgetflow.pipeline.steps import recipe_of, train_base
+from forgetflow.core.training import recipe_of, save_checkpoint, train_base
 from forgetflow.stages import BUILD, MANIFEST, MODEL
 
 

@@ -71,7 +71,8 @@ def build_trained_workspace(root: Path, epochs: int = 3) -> dict[str, str]:
     from forgetflow.adapters.registry import Registry
     from forgetflow.adapters.workspace import Workspace
     from forgetflow.core.params import DataParams, TrainParams
-    from forgetflow.pipeline.steps import base_tags, data_inputs, recipe_of, train_base
+    from forgetflow.core.training import recipe_of, train_base
+    from forgetflow.pipeline.lineage import base_tags, data_inputs
 
     env = {"FORGETFLOW_HOME": str(root / "ws"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'ws' / 'mlflow.db'}"}

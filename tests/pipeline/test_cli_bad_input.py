@@ -140,3 +140,22 @@ def test_submit_is_idempotent_and_listed(trained: dict) -> None:
     assert set(listed[0]) == {"id", "kind", "status", "reason", "model_version"}
     shown = json.loads(runner.invoke(app, ["request", "show", str(first["id"]), "--json"]).stdout)
     assert shown["payload"] == {"label": 2} and shown["receipt"] is None
+
+
+def test_bad_unlearning_params_refused_before_any_write(trained: dict, params_file: Path,
+                                                        tmp_path: Path) -> None:
+    """A typo in params' unlearning section stops `process` before the batch claims,
+    commits or registers anything."""
+    import yaml
+
+    submitted = runner.invoke(app, ["request", "submit", "--kind", "class", "--label", "2"])
+    assert submitted.exit_code == 0, submitted.output
+    bad = yaml.safe_load(params_file.read_text())
+    bad["unlearn"]["escalation"] = [{"method": "retrian", "config": {}}]
+    path = tmp_path / "bad-params.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    before = state()
+    result = runner.invoke(app, ["process", "--params", str(path), "--json"])
+    assert result.exit_code == 2, result.output
+    assert "unlearn.escalation[0]" in result.stderr and "retrian" in result.stderr
+    assert state() == before

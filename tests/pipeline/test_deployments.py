@@ -43,7 +43,7 @@ def test_ui_request_flow_validates_and_stores(prefect_harness: None, trained: di
     from forgetflow.adapters.ledger import Ledger
     from forgetflow.adapters.workspace import Workspace
     from forgetflow.core.requests import DeletionRequest
-    from forgetflow.pipeline.steps import SubmissionError
+    from forgetflow.pipeline.submission import SubmissionError
 
     out = request_deletion(DeletionRequest(kind="class", label=5, idempotency_key="ui-1"))
     assert out["status"] == "pending"

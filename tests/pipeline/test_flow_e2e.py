@@ -19,10 +19,11 @@ from flows.promote import promote_flow
 from flows.train import train_flow
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.ledger import Ledger
-from forgetflow.adapters.registry import TAG, TAG_KEYS
+from forgetflow.adapters.registry import TAG
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.cli.app import app
 from forgetflow.core.data.manifest import Manifest
+from forgetflow.pipeline.lineage import TAG_KEYS
 
 NAME = "ff-test"
 LOAD = """

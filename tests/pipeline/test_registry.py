@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from flows.promote import PromotionRefused, check_promotable
-from forgetflow.adapters.registry import TAG, TAG_KEYS, Registry, RegistryError
+from forgetflow.adapters.registry import TAG, Registry, RegistryError
 from forgetflow.adapters.workspace import Workspace
+from forgetflow.pipeline.lineage import TAG_KEYS
 
 NAME = "ff-test"
 

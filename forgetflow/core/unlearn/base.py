@@ -56,6 +56,8 @@ class Unlearner:
     """Base class: subclasses set `name` and implement `unlearn`."""
 
     name: str = ""
+    # a batch mixing scenarios runs one pass per scenario; False: one pass over all rows
+    per_stage: bool = True
 
     def __init__(self, **cfg: object) -> None:
         self.cfg = cfg

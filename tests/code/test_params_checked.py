@@ -1,0 +1,77 @@
+"""params.yaml is validated whole when loaded: unknown unlearning methods or options, bad
+batch settings and a bad lease override fail before a batch writes anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from forgetflow.core.forget import KINDS
+from forgetflow.core.params import BatchParams, load_params
+from forgetflow.core.requests import DeletionRequest
+from forgetflow.pipeline.settings import ParamsError, load_checked
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, **sections: dict) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def test_shipped_params_load_checked() -> None:
+    params = load_checked(ROOT / "params.yaml")
+    assert params.batch.max_requests >= 1 and params.batch.lease_seconds > 0
+    assert [m for m, _ in params.unlearn.attempts()] == ["dm", "dm", "retrain"]
+
+
+@pytest.mark.parametrize("unlearn, where", [
+    ({"method": "nope"}, "unlearn.method/config"),
+    ({"method": "dm", "config": {"max_stepz": 3}}, "unlearn.method/config"),
+    ({"method": "dm", "escalation": [{"method": "retrain", "config": {"epochs": 0}}]},
+     "unlearn.escalation[0]"),
+    ({"method": "dm", "escalation": [{"method": "dm", "config": {"trainable": "x"}}]},
+     "unlearn.escalation[0]"),
+])
+def test_bad_unlearning_settings_are_named(tmp_path: Path, unlearn: dict, where: str) -> None:
+    path = write(tmp_path, unlearn=unlearn)
+    load_params(path)  # the shape is fine; only the methods are wrong
+    with pytest.raises(ParamsError, match=rf"params {where.replace('[', '.').replace(']', '.')}"):
+        load_checked(path)
+
+
+@pytest.mark.parametrize("batch", [{"max_requests": 0}, {"lease_seconds": -1},
+                                   {"lease_hours": 6}])
+def test_bad_batch_settings_are_rejected(tmp_path: Path, batch: dict) -> None:
+    with pytest.raises(ValidationError, match="batch"):
+        load_params(write(tmp_path, batch=batch))
+
+
+def test_lease_override_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = BatchParams(lease_seconds=600)
+    assert batch.lease() == 600
+    monkeypatch.setenv("FORGETFLOW_BATCH_LEASE_SECONDS", "2.5")
+    assert batch.lease() == 2.5
+    for bad in ("0", "-3", "soon"):
+        monkeypatch.setenv("FORGETFLOW_BATCH_LEASE_SECONDS", bad)
+        with pytest.raises(ValueError, match="FORGETFLOW_BATCH_LEASE_SECONDS"):
+            batch.lease()
+
+
+def test_every_kind_has_a_request_field_and_round_trips() -> None:
+    """The kind table drives validation: each kind's selector is a DeletionRequest field,
+    and a stored request rebuilds into the same core request."""
+    examples = {"ids": ["digits:train:1"], "subject": "subj-00001", "label": 3,
+                "trigger": {"pattern": "square"}}
+    for kind, rule in KINDS.items():
+        assert rule.selector in DeletionRequest.model_fields
+        req = DeletionRequest.model_validate({"kind": kind, rule.selector:
+                                              examples[rule.selector]})
+        core = req.to_forget_request()
+        assert core.kind == kind and getattr(core, rule.selector) is not None
+        with pytest.raises(ValidationError, match="needs"):
+            DeletionRequest.model_validate({"kind": kind})

@@ -1,1 +1,2 @@
-"""The deletion batch: planning, gate, pipeline steps shared by the Prefect tasks."""
+"""The deletion batch, by concern: batch (planning, stages), gate, lineage (tags, receipts,
+report), unlearning (one attempt), parent, submission, settings (checked params), timing."""

@@ -21,9 +21,14 @@ def module_file(name: str) -> Path | None:
 
 
 def imported(path: Path) -> set[str]:
-    """forgetflow modules a file imports anywhere (module level or inside functions)."""
+    """forgetflow modules a file imports anywhere (module level or inside functions), except
+    in a PEP 562 module `__getattr__`, which runs only when that attribute is asked for."""
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+            tree.body.remove(node)
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

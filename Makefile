@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 run: setup  ## the end-to-end demo on the embedded default workspace, then its audit report
+	@# production stack: export FORGETFLOW_DB_URL / MLFLOW_TRACKING_URI (postgresql+psycopg://…),
+	@# PREFECT_API_DATABASE_CONNECTION_URL (postgresql+asyncpg://…) or PREFECT_API_URL, and the
+	@# AWS_* / MLFLOW_S3_ENDPOINT_URL / FORGETFLOW_S3_URL variables: the demo uses them as set.
 	$(BIN)/forgetflow demo
 	$(BIN)/forgetflow report champion --out .forgetflow/report-champion.html
 

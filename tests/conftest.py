@@ -24,6 +24,7 @@ os.environ["DO_NOT_TRACK"] = "1"
 
 import pytest  # noqa: E402
 from postgres import pg_database_factory, pg_url  # noqa: E402,F401  (fixtures)
+from prefectserver import prefect_pg_server  # noqa: E402,F401  (fixture)
 from s3servers import moto_s3, s3_server, seaweed_s3  # noqa: E402,F401  (fixtures)
 
 from forgetflow.core.data.manifest import Manifest, build_manifest  # noqa: E402

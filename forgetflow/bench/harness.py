@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forgetflow.bench.runner import RunnerSpec, map_jobs
 from forgetflow.core.data.manifest import Manifest, build_manifest
 from forgetflow.core.data.sources import DataSourceError, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
@@ -220,12 +222,13 @@ def warm_up_torch() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_bench(cfg: BenchConfig) -> dict:
-    """All seeds; rows for original and retrain always present."""
+def run_bench(cfg: BenchConfig, runner: RunnerSpec | None = None) -> dict:
+    """All seeds (independent jobs: `runner` may fan them out); rows for original and retrain
+    always present."""
     warm_up_torch()
     rows, per_seed = [], []
-    for seed in range(cfg.seeds):
-        seed_rows, info = run_seed(cfg, seed)
+    jobs = [functools.partial(run_seed, cfg, seed) for seed in range(cfg.seeds)]
+    for seed, (seed_rows, info) in enumerate(map_jobs(jobs, runner)):
         rows += seed_rows
         per_seed.append({"seed": seed, **info})
     return {"config": asdict(cfg), "seeds": per_seed, "rows": rows}

@@ -25,9 +25,13 @@ def bench_command(
     train_limit: int = typer.Option(None, help="use only the first N train samples (smoke runs)"),
     cache_dir: Path = typer.Option(Path("bench-cache"), help="original/Retrain model cache"),
     json_out: Path | None = typer.Option(None, "--json", help="write the JSON result here"),
+    runner: str = typer.Option("sequential", help="sequential | dask (a LocalCluster) | "
+                               "dask:ADDRESS (a running distributed scheduler): where the "
+                               "seeds run"),
 ) -> None:
     """Train the original and Retrain, run each method per seed, print mean ± std."""
     from forgetflow.bench.harness import BenchConfig, BenchError, format_table, run_bench
+    from forgetflow.bench.runner import RunnerError, RunnerSpec
 
     try:
         cfg = BenchConfig.build(
@@ -36,8 +40,13 @@ def bench_command(
             methods=methods, seeds=seeds, model=model, epochs=epochs, train_limit=train_limit,
             cache_dir=cache_dir,
         )
-        result = run_bench(cfg)
-    except BenchError as exc:
+        spec = RunnerSpec.parse(runner)
+        if spec.kind == "dask":
+            from forgetflow.cli.common import runtime_env
+
+            runtime_env()  # the fan-out is a Prefect flow: keep its state in the workspace
+        result = run_bench(cfg, spec)
+    except (BenchError, RunnerError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(format_table(result))

@@ -100,7 +100,8 @@ def process_deletions(model_name: str | None = None,
                                         bundle.train, params.unlearn.seed)
             with watch.lap("evaluate"):
                 verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
-                               params.gate, params.evaluation, params.unlearn.seed)
+                               params.gate, params.evaluation, params.unlearn.seed,
+                               head_bundle.holdout)
             decisions.append({"method": method, "config": config, "seconds": outcome.seconds,
                               "gate": verdict.verdict, "checks": verdict.checks})
             log.info("attempt %d (%s): gate %s", len(decisions), method, verdict.verdict)

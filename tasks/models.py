@@ -35,6 +35,8 @@ def unlearn_batch(method: str, config: dict[str, Any], parent: Classifier, spec:
 @task(name="evaluate-and-gate", **COMPUTE)
 def gate(model: Classifier, parent: Classifier, stages: list[Stage], bundle: DataBundle,
          forgotten: list[int], thresholds: GateParams, caps: EvalParams,
-         seed: int = 0) -> GateResult:
+         seed: int = 0, holdout: ImageSet | None = None) -> GateResult:
+    """`holdout`: the parent version's evaluation-only split (it still holds the forgotten
+    classes a class stage is compared against); unlearning used the reference split."""
     return run_gate(model, parent, stages, bundle.train, bundle.test, bundle.third_party,
-                    forgotten, thresholds, caps, seed)
+                    forgotten, thresholds, caps, seed, holdout=holdout)

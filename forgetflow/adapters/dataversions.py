@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from forgetflow.adapters.datarepo import DataRepo, DataRepoError, DataVersion, Exclusions, Overlay
-from forgetflow.core.data.manifest import Manifest, build_manifest
+from forgetflow.core.data.manifest import SPLITS, Manifest, build_manifest
 from forgetflow.core.data.sources import RawSource, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
 from forgetflow.core.ids import isin_ids
@@ -30,7 +30,7 @@ def cached_source(name: str, root: str | None) -> RawSource:
 
 
 def _counts(manifest: Manifest) -> dict[str, int]:
-    return {s: int((manifest.split == s).sum()) for s in ("train", "third_party", "test")}
+    return {s: int((manifest.split == s).sum()) for s in SPLITS}
 
 
 def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
@@ -39,7 +39,8 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
     bar = progress_bar(3, f"prepare {data.source}")
     raw = cached_source(data.source, data.root)
     bar.update(1)
-    manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size)
+    manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size,
+                              data.holdout_fraction)
     bar.update(1)
     with bar, repo.locked():
         head = repo.version() if repo.exists() else None
@@ -52,6 +53,7 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
         info = {"source": raw.name, "root": data.root, "seed": data.seed,
                 "classes": list(raw.classes), "image_shape": list(raw.image_shape),
                 "third_party_fraction": data.third_party_fraction,
+                "holdout_fraction": data.holdout_fraction,
                 "subject_size": data.subject_size, "rows": _counts(manifest),
                 "excluded": len(exclusions.rows), "batch_id": None, "request_ids": [],
                 "poison": head.info.get("poison") if head and overlay else None}
@@ -81,7 +83,8 @@ def apply_overlay(bundle: DataBundle, overlay: Overlay) -> DataBundle:
     images[rows] = torch.from_numpy(overlay.images[src])
     labels[rows] = torch.from_numpy(overlay.labels[src].astype(np.int64))
     train = ImageSet(images, labels, bundle.train.ids)
-    return DataBundle(train, bundle.third_party, bundle.test, bundle.classes, bundle.source)
+    return DataBundle(train, bundle.third_party, bundle.test, bundle.classes, bundle.source,
+                      bundle.holdout)
 
 
 def poison_version(repo: DataRepo, spec: TriggerSpec, rate: float, seed: int) -> DataVersion:

@@ -1,4 +1,5 @@
-"""Benchmark harness: original, Retrain and every method per seed, in one process, one table."""
+"""Benchmark configuration and per-seed data: what every bench job (forgetflow.bench.jobs)
+rebuilds deterministically from (config, seed), plus the original/Retrain model cache."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from forgetflow.bench.runner import RunnerSpec, map_jobs
+from forgetflow.core.attacks import ProbeError, final_linear
 from forgetflow.core.data.manifest import Manifest, build_manifest
 from forgetflow.core.data.sources import DataSourceError, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
-from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.forget import precision_recall
-from forgetflow.core.metrics import GAP_KEYS, avg_gap
+from forgetflow.core.models import build_model
 from forgetflow.core.training import (
     TrainConfig,
     load_checkpoint,
@@ -27,12 +28,12 @@ from forgetflow.core.training import (
     train_model,
 )
 from forgetflow.core.triggers import TriggerError, TriggerSpec, carries_trigger, poison
-from forgetflow.core.unlearn import UnlearnTask, create_unlearner, list_unlearners
+from forgetflow.core.unlearn import list_unlearners
 
 SCENARIOS = ("class", "random", "subject", "backdoor")
-METRICS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
-           "mia_loss_acc", "third_party_auc", "asr", "seconds", "avg_gap", "speedup")
 REFERENCE_RECIPE = TrainConfig(model="cnn", epochs=12, batch_size=128, lr=3e-3)
+MAX_EPSILON_MODELS = 64  # each needs one retrain and one unlearning run per method
+SANITY = ("identity", "logit_mask")
 
 
 class BenchError(ValueError):
@@ -56,19 +57,32 @@ class BenchConfig:
     train_limit: int | None = None
     cache_dir: str = "bench-cache"
     method_configs: dict = field(default_factory=dict)
+    seed_offset: int = 0
+    epsilon_models: int = 0
+    epsilon_methods: list[str] | None = None
+    time_matched: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, *, trigger_file: Path | None, methods: str, epochs: int | None,
-              cache_dir: Path, **kw) -> BenchConfig:
+              cache_dir: Path, time_matched: str = "", epsilon_methods: str | None = None,
+              **kw) -> BenchConfig:
         """Validate everything up front so a bad flag fails before minutes of training."""
         if kw["scenario"] not in SCENARIOS:
             raise BenchError(f"unknown scenario {kw['scenario']!r}; expected one of {SCENARIOS}")
-        names = [m.strip() for m in methods.split(",") if m.strip()]
         known = list_unlearners()
-        bad = [m for m in names if m not in known]
-        if bad:
-            raise BenchError(f"unknown method(s) {bad}; registered: {known}")
-        names = [m for m in names if m not in ("retrain",)]
+        names = _method_list(methods, known, "method")
+        names = [m for m in SANITY if m not in names] + [m for m in names if m != "retrain"]
+        if kw["scenario"] != "class":
+            names = [m for m in names if m != "logit_mask"]
+        matched = _method_list(time_matched, known, "time-matched method")
+        eps_names = None if epsilon_methods is None else \
+            _method_list(epsilon_methods, known + ["retrain"], "epsilon method")
+        n_eps = kw.get("epsilon_models", 0)
+        if n_eps and not 2 <= n_eps <= MAX_EPSILON_MODELS:
+            raise BenchError(f"--epsilon-models must be 0 (off) or in 2..{MAX_EPSILON_MODELS}, "
+                             f"got {n_eps}")
+        if kw.get("train_limit") is not None and kw["train_limit"] < 100:
+            raise BenchError(f"--train-limit must be >= 100, got {kw['train_limit']}")
         if kw["scenario"] == "random" and not 0.0 < kw["fraction"] < 1.0:
             raise BenchError(f"--fraction must be in (0, 1), got {kw['fraction']}")
         if kw["subjects"] < 1:
@@ -85,15 +99,39 @@ class BenchConfig:
                 raise BenchError(str(exc)) from exc
             trigger = spec.to_dict()
         cfg = cls(methods=names, trigger=trigger, cache_dir=str(cache_dir),
-                  epochs=epochs or REFERENCE_RECIPE.epochs, **kw)
+                  epochs=epochs or REFERENCE_RECIPE.epochs, time_matched=matched,
+                  epsilon_methods=eps_names, **kw)
+        _check_feature_hook(cfg)
         if cfg.scenario == "class" and cfg.forget_class is None:
             cfg.forget_class = 0
         return cfg
+
+    def report_seeds(self) -> list[int]:
+        """Seeds 0..N-1 for reported numbers; tuning runs pass seed_offset >= 100."""
+        return [self.seed_offset + i for i in range(self.seeds)]
 
     def recipe(self, seed: int) -> TrainConfig:
         return TrainConfig(model=self.model, epochs=self.epochs,
                            batch_size=REFERENCE_RECIPE.batch_size, lr=REFERENCE_RECIPE.lr,
                            seed=seed)
+
+
+def _method_list(text: str | None, known: list[str], what: str) -> list[str]:
+    names = [m.strip() for m in (text or "").split(",") if m.strip()]
+    bad = [m for m in names if m not in known]
+    if bad:
+        raise BenchError(f"unknown {what}(s) {bad}; registered: {known}")
+    return names
+
+
+def _check_feature_hook(cfg: BenchConfig) -> None:
+    """probe_acc and logit_mask need `embed` + a linear last layer: fail before any work."""
+    try:
+        final_linear(build_model(cfg.model, 1, 10, 28, [0.5], [0.5]))
+    except ProbeError as exc:
+        raise BenchError(f"--model {cfg.model}: {exc}") from exc
+    except ValueError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 @dataclass
@@ -115,9 +153,11 @@ def _load_bundle(cfg: BenchConfig, seed: int) -> tuple[DataBundle, Manifest]:
         raise BenchError(str(exc)) from exc
     manifest = build_manifest(raw, seed=seed)
     bundle = materialize(raw, manifest)
-    if cfg.train_limit:
-        bundle = DataBundle(bundle.train.take(np.arange(min(cfg.train_limit, len(bundle.train)))),
-                            bundle.third_party, bundle.test, bundle.classes, bundle.source)
+    if cfg.train_limit and cfg.train_limit < len(bundle.train):
+        # a seeded random subset (documented in BENCHMARKS.md), sorted to keep source order
+        rows = np.sort(np.random.default_rng([seed, 7]).choice(len(bundle.train),
+                                                               cfg.train_limit, replace=False))
+        bundle = replace(bundle, train=bundle.train.take(rows))
     return bundle, manifest
 
 
@@ -157,7 +197,7 @@ def setup_seed(cfg: BenchConfig, seed: int) -> SeedSetup:
     return SeedSetup(bundle, train, mask, info)
 
 
-def _cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int, tag: str):
+def cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int, tag: str):
     """Train (or reuse) a model; the key covers data ids+labels+pixels digest and recipe."""
     recipe = cfg.recipe(seed)
     h = hashlib.sha256(json.dumps([cfg.dataset, asdict(recipe), cfg.trigger if cfg.scenario ==
@@ -167,8 +207,6 @@ def _cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int,
     path = Path(cfg.cache_dir) / f"{tag}-{h.hexdigest()[:16]}.safetensors"
     if path.exists():
         model, _, _, extra = load_checkpoint(path)
-        log(f"[bench] seed {seed}: {tag} loaded from cache {path} "
-            f"(trained in {extra['seconds']:.1f}s earlier)")
         return model, extra["seconds"], True
     spec = spec_for(setup.bundle, cfg.model)
     t0 = time.perf_counter()
@@ -180,40 +218,6 @@ def _cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int,
     return model, seconds, False
 
 
-def run_seed(cfg: BenchConfig, seed: int) -> tuple[list[dict], dict]:
-    setup = setup_seed(cfg, seed)
-    forget, retain = setup.train.where(setup.forget_mask), setup.train.where(~setup.forget_mask)
-    original, _, orig_cached = _cached_train(cfg, setup, setup.train, seed, "original")
-    retrain, retrain_s, re_cached = _cached_train(cfg, setup, retain, seed, "retrain")
-    scenario = "samples" if cfg.scenario in ("random", "subject") else cfg.scenario
-    trigger = TriggerSpec.from_dict(cfg.trigger) if cfg.trigger else None
-    data = EvalData(forget, retain, setup.bundle.test, setup.bundle.third_party, scenario,
-                    cfg.forget_class if scenario == "class" else None, trigger)
-    rows = [{"method": "original", "seconds": 0.0, **evaluate(original, data, seed)},
-            {"method": "retrain", "seconds": retrain_s, **evaluate(retrain, data, seed)}]
-    spec = spec_for(setup.bundle, cfg.model)
-    for name in cfg.methods:
-        task = UnlearnTask(original, spec, cfg.recipe(seed), forget, retain,
-                           setup.bundle.third_party, scenario, data.forget_class, trigger, seed)
-        unlearner = create_unlearner(name, **cfg.method_configs.get(name, {}))
-        t0 = time.perf_counter()
-        model = unlearner(task)
-        seconds = time.perf_counter() - t0
-        row = {"method": name, "seconds": seconds, **evaluate(model, data, seed)}
-        if getattr(unlearner, "report", None):
-            report = unlearner.report
-            row["report"] = {k: report[k] for k in ("steps", "stop", "trace") if k in report}
-        rows.append(row)
-        log(f"[bench] seed {seed}: {name} {seconds:.2f}s forget={row['forget_acc']:.3f} "
-            f"test={row['test_acc']:.3f}")
-    for row in rows:
-        row["seed"] = seed
-        row["avg_gap"] = avg_gap(row, rows[1])
-        row["speedup"] = (retrain_s / row["seconds"]) if row["method"] != "original" else None
-    info = {**setup.info, "original_cached": orig_cached, "retrain_cached": re_cached}
-    return rows, info
-
-
 def warm_up_torch() -> None:
     """Pay torch's lazy one-off imports (the first optimizer pulls in torch._dynamo, ~5 s on
     a small CPU) before any clock starts: they are process start-up, not any method's work."""
@@ -223,50 +227,11 @@ def warm_up_torch() -> None:
 
 
 def run_bench(cfg: BenchConfig, runner: RunnerSpec | None = None) -> dict:
-    """All seeds (independent jobs: `runner` may fan them out); rows for original and retrain
-    always present."""
-    warm_up_torch()
-    rows, per_seed = [], []
-    jobs = [functools.partial(run_seed, cfg, seed) for seed in range(cfg.seeds)]
-    for seed, (seed_rows, info) in enumerate(map_jobs(jobs, runner)):
-        rows += seed_rows
-        per_seed.append({"seed": seed, **info})
-    return {"config": asdict(cfg), "seeds": per_seed, "rows": rows}
+    """One scenario, all seeds, through `runner` (sequential, or Dask via
+    forgetflow.bench.runner): the jobs of forgetflow.bench.jobs are pure and picklable."""
+    from forgetflow.bench.run import run_scenario
 
+    def mapper(fn, jobs):
+        return map_jobs([functools.partial(fn, job) for job in jobs], runner)
 
-def summarize(result: dict) -> dict[str, dict[str, tuple[float, float] | None]]:
-    """Mean and std per method and metric (None where not applicable)."""
-    out: dict[str, dict] = {}
-    for method in dict.fromkeys(r["method"] for r in result["rows"]):
-        rows = [r for r in result["rows"] if r["method"] == method]
-        out[method] = {}
-        for key in METRICS:
-            vals = [r[key] for r in rows if r.get(key) is not None]
-            out[method][key] = (float(np.mean(vals)), float(np.std(vals))) if vals else None
-    return out
-
-
-def format_table(result: dict) -> str:
-    """Markdown table, mean ± std; accuracies in %, avg_gap in points, speedup as ×."""
-    summary = summarize(result)
-    header = "| method | " + " | ".join(METRICS) + " |"
-    lines = [header, "|" + "---|" * (len(METRICS) + 1)]
-    for method, stats in summary.items():
-        cells = []
-        for key in METRICS:
-            v = stats[key]
-            if v is None:
-                cells.append("–")
-            elif key == "seconds":
-                cells.append(f"{v[0]:.1f} ± {v[1]:.1f}")
-            elif key in ("avg_gap",):
-                cells.append(f"{v[0]:.2f} ± {v[1]:.2f}")
-            elif key == "speedup":
-                cells.append(f"{v[0]:.1f}× ± {v[1]:.1f}")
-            else:
-                cells.append(f"{100 * v[0]:.2f} ± {100 * v[1]:.2f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-__all__ = ["BenchConfig", "BenchError", "GAP_KEYS", "format_table", "run_bench", "summarize"]
+    return run_scenario(cfg, mapper)

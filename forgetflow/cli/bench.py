@@ -18,19 +18,27 @@ def bench_command(
     subjects: int = typer.Option(5, help="subject scenario: number of subjects to forget"),
     trigger: Path | None = typer.Option(None, help="backdoor scenario: trigger spec JSON"),
     poison_rate: float = typer.Option(0.01, help="backdoor scenario: share of train poisoned"),
-    methods: str = typer.Option("dm,finetune", help="comma-separated registered methods"),
-    seeds: int = typer.Option(3, min=1, help="number of seeds (0..N-1)"),
+    methods: str = typer.Option("dm,finetune", help="comma-separated registered methods "
+                                "(identity, and logit_mask for class requests, always run)"),
+    seeds: int = typer.Option(3, min=1, help="number of seeds (seed-offset .. +N-1)"),
+    seed_offset: int = typer.Option(0, min=0, help="first seed; tune with >= 100, report 0"),
+    epsilon_models: int = typer.Option(0, help="N models per side for the epsilon score "
+                                       "(0 = off; 2..64; N >= 8 for reported numbers)"),
+    epsilon_methods: str = typer.Option(None, help="rows carrying the epsilon score "
+                                        "(default: every row)"),
+    time_matched: str = typer.Option("", help="methods to rerun at dm's wall-clock"),
     model: str = typer.Option("cnn", help="cnn | resnet18"),
     epochs: int = typer.Option(None, help="override the reference recipe's epochs"),
-    train_limit: int = typer.Option(None, help="use only the first N train samples (smoke runs)"),
+    train_limit: int = typer.Option(None, help="a seeded random subset of N train samples"),
     cache_dir: Path = typer.Option(Path("bench-cache"), help="original/Retrain model cache"),
     json_out: Path | None = typer.Option(None, "--json", help="write the JSON result here"),
     runner: str = typer.Option("sequential", help="sequential | dask (a LocalCluster) | "
                                "dask:ADDRESS (a running distributed scheduler): where the "
-                               "seeds run"),
+                               "bench jobs run"),
 ) -> None:
     """Train the original and Retrain, run each method per seed, print mean ± std."""
-    from forgetflow.bench.harness import BenchConfig, BenchError, format_table, run_bench
+    from forgetflow.bench.aggregate import format_table
+    from forgetflow.bench.harness import BenchConfig, BenchError, run_bench
     from forgetflow.bench.runner import RunnerError, RunnerSpec
 
     try:
@@ -38,7 +46,8 @@ def bench_command(
             dataset=dataset, data_root=data_root, scenario=scenario, forget_class=forget_class,
             fraction=fraction, subjects=subjects, trigger_file=trigger, poison_rate=poison_rate,
             methods=methods, seeds=seeds, model=model, epochs=epochs, train_limit=train_limit,
-            cache_dir=cache_dir,
+            cache_dir=cache_dir, seed_offset=seed_offset, epsilon_models=epsilon_models,
+            epsilon_methods=epsilon_methods, time_matched=time_matched,
         )
         spec = RunnerSpec.parse(runner)
         if spec.kind == "dask":

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forgetflow.core.attacks import probe_acc, relearn_acc
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.metrics import (
     accuracy,
@@ -23,7 +24,10 @@ from forgetflow.core.triggers import TriggerSpec
 
 @dataclass(frozen=True)
 class EvalData:
-    """The sets an evaluation reads; `forget` holds samples as trained on (poisoned labels)."""
+    """The sets an evaluation reads; `forget` holds samples as trained on (poisoned labels).
+    `third_party` is the unseen data evaluation compares against: pass the *holdout* split
+    (never the reference part a method used), as the bench and the gate do. MIA non-members
+    are test samples (the SalUn protocol), which no method sees either."""
 
     forget: ImageSet
     retain: ImageSet
@@ -44,8 +48,20 @@ class EvalData:
         return self.third_party
 
 
-def evaluate(model, data: EvalData, seed: int = 0) -> dict[str, float | None]:
-    """All metrics as fractions in [0, 1]; `None` where a metric does not apply."""
+def depth_metrics(model, data: EvalData, seed: int = 0) -> dict[str, float | None]:
+    """The attacks of forgetflow.core.attacks: relearn_acc and probe_acc (None: n/a)."""
+    return {
+        "relearn_acc": relearn_acc(model, data.forget, data.retain, data.test,
+                                   data.trigger if data.scenario == "backdoor" else None, seed),
+        "probe_acc": probe_acc(model, data.scenario, data.forget, data.third_party,
+                               data.forget_class, seed),
+    }
+
+
+def evaluate(model, data: EvalData, seed: int = 0,
+             depth: bool = False) -> dict[str, float | None]:
+    """All metrics as fractions in [0, 1]; `None` where a metric does not apply. `depth` adds
+    the relearning and probe attacks (a few seconds more on the small CNN)."""
     lf = predict_logits(model, data.forget.images)
     lr = predict_logits(model, data.retain.images)
     lt = predict_logits(model, data.test.images)
@@ -71,11 +87,13 @@ def evaluate(model, data: EvalData, seed: int = 0) -> dict[str, float | None]:
         per_sample_loss(lf, data.forget.labels), per_sample_loss(lt, data.test.labels), seed
     )
     use_labels = data.scenario != "backdoor"  # poisoned labels are not comparable to true ones
-    row["third_party_auc"] = discriminator_auc(
+    row["third_party_auc"] = None if not len(ref) else discriminator_auc(
         output_features(lf, data.forget.labels if use_labels else None),
         output_features(lu, ref.labels if use_labels else None),
         seed,
     )
     if data.trigger is not None:
         row["asr"] = attack_success_rate(model, data.test, data.trigger)
+    if depth:
+        row.update(depth_metrics(model, data, seed))
     return {k: (None if v is None or np.isnan(v) else float(v)) for k, v in row.items()}

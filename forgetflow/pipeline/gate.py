@@ -40,17 +40,29 @@ def kept_test(test: ImageSet, forgotten: list[int]) -> ImageSet:
     return test.where(~np.isin(test.labels.numpy(), forgotten))
 
 
+def _unseen(pool: ImageSet, holdout: ImageSet | None) -> ImageSet:
+    """Evaluation data for a stage whose unlearning used `pool` (the reference part): the
+    holdout part restricted to the same classes, or `pool` itself where no holdout exists."""
+    if holdout is None or not len(holdout):
+        return pool
+    return holdout.where(np.isin(holdout.labels.numpy(), np.unique(pool.labels.numpy())))
+
+
 def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet,
                     third_party: ImageSet, caps: EvalParams,
-                    seed: int = 0) -> tuple[dict, dict[str, dict]]:
+                    seed: int = 0,
+                    holdout: ImageSet | None = None) -> tuple[dict, dict[str, dict]]:
     """DESIGN §4 metrics over the whole forget set (the run's metrics) and, when the batch
     mixes scenarios, per stage (what the gate reads). Retain accuracy reads a seeded sample
-    (params evaluation.retain_cap): the full split adds seconds."""
+    (params evaluation.retain_cap): the full split adds seconds. Unseen-data comparisons read
+    the `holdout` split, never the reference data the method itself saw."""
     retain = _sample(retain, caps.retain_cap, seed)
+    third_party = _unseen(third_party, holdout)
     per_stage = {}
     for st in progress_iter(stages, "evaluate"):
         per_stage[st.name] = evaluate(model, EvalData(
-            st.forget, retain, test, st.third_party, st.scenario, st.forget_class, st.trigger
+            st.forget, retain, test, _unseen(st.third_party, holdout), st.scenario,
+            st.forget_class, st.trigger
         ), seed)
     if len(stages) == 1:
         return per_stage[stages[0].name], per_stage
@@ -90,10 +102,11 @@ def decide(per_stage: dict[str, dict], stages: list[Stage], parent_acc: float, n
 
 def run_gate(model, parent, stages: list[Stage], retain: ImageSet, test: ImageSet,
              third_party: ImageSet, forgotten: list[int], gate: GateParams,
-             caps: EvalParams | None = None, seed: int = 0) -> GateResult:
+             caps: EvalParams | None = None, seed: int = 0,
+             holdout: ImageSet | None = None) -> GateResult:
     """Evaluate, compare with the parent on the same test rows, and decide."""
     overall, per_stage = evaluate_stages(model, stages, retain, test, third_party,
-                                         caps or EvalParams(), seed)
+                                         caps or EvalParams(), seed, holdout)
     kept = kept_test(test, forgotten)
     parent_acc = accuracy(predict_logits(parent, kept.images), kept.labels)
     new_acc = accuracy(predict_logits(model, kept.images), kept.labels)

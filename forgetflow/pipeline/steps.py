@@ -181,4 +181,5 @@ def without_ids(bundle: DataBundle, ids: np.ndarray) -> DataBundle:
         return s.where(~isin_ids(s.ids, ids))
 
     return DataBundle(cut(bundle.train), cut(bundle.third_party), cut(bundle.test),
-                      bundle.classes, bundle.source)
+                      bundle.classes, bundle.source,
+                      None if bundle.holdout is None else cut(bundle.holdout))

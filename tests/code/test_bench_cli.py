@@ -24,6 +24,11 @@ runner = CliRunner()
         (["--dataset", "mnist"], "data-root"),
         (["--dataset", "fashion-mnist", "--data-root", "/nonexistent"], "does not exist"),
         (["--scenario", "backdoor", "--poison-rate", "1.5"], "--poison-rate"),
+        (["--epsilon-models", "1"], "--epsilon-models"),
+        (["--epsilon-models", "100000"], "--epsilon-models"),
+        (["--time-matched", "finetune,nosuch"], "unknown time-matched method"),
+        (["--epsilon-methods", "nosuch"], "unknown epsilon method"),
+        (["--train-limit", "5"], "--train-limit"),
     ],
 )
 def test_bench_rejects_bad_input_and_writes_nothing(tmp_path: Path, args: list[str],
@@ -32,7 +37,7 @@ def test_bench_rejects_bad_input_and_writes_nothing(tmp_path: Path, args: list[s
     base = ["bench", "--dataset", "digits", "--seeds", "1", "--epochs", "1",
             "--cache-dir", str(cache), "--json", str(out)]
     result = runner.invoke(app, base + args)
-    assert result.exit_code != 0
+    assert result.exit_code == 2
     assert message in result.output
     assert not out.exists()
     assert not cache.exists()
@@ -54,27 +59,37 @@ def test_bench_rejects_a_trigger_that_does_not_fit(tmp_path: Path) -> None:
 def test_bench_tiny_run_reports_every_row_and_metric(tmp_path: Path) -> None:
     out = tmp_path / "out.json"
     args = ["bench", "--dataset", "digits", "--scenario", "class", "--forget-class", "3",
-            "--methods", "dm,finetune", "--seeds", "2", "--epochs", "3",
-            "--cache-dir", str(tmp_path / "cache"), "--json", str(out)]
+            "--methods", "dm,finetune_head", "--time-matched", "finetune_head", "--seeds", "2",
+            "--epochs", "3", "--epsilon-models", "2", "--cache-dir", str(tmp_path / "cache"),
+            "--json", str(out)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     rows = data["rows"]
-    assert sorted({r["method"] for r in rows}) == ["dm", "finetune", "original", "retrain"]
-    assert len(rows) == 8  # 4 methods x 2 seeds
+    expected = ["dm", "finetune_head", "finetune_head@dm_time", "identity", "logit_mask",
+                "retrain", "retrain_fresh"]
+    assert sorted({r["method"] for r in rows}) == expected
+    assert len(rows) == 2 * len(expected)
     keys = {"method", "seed", "forget_acc", "retain_acc", "test_acc", "test_acc_remaining",
-            "mia_efficacy", "mia_loss_acc", "third_party_auc", "asr", "seconds", "avg_gap",
-            "speedup"}
+            "mia_efficacy", "mia_loss_acc", "third_party_auc", "asr", "relearn_acc",
+            "probe_acc", "seconds", "avg_gap", "speedup"}
     for row in rows:
         assert keys <= set(row)
         assert row["asr"] is None  # not a backdoor scenario
-        for key in ("forget_acc", "retain_acc", "test_acc", "mia_efficacy"):
+        for key in ("forget_acc", "retain_acc", "test_acc", "mia_efficacy", "relearn_acc"):
             assert 0.0 <= row[key] <= 1.0
     retrain = [r for r in rows if r["method"] == "retrain"]
     assert all(r["avg_gap"] == 0.0 and r["forget_acc"] <= 0.05 for r in retrain)
-    assert all(r["speedup"] is None for r in rows if r["method"] == "original")
-    assert "| dm |" in result.output
-    # a second run reuses the cached original/Retrain models and says so
-    again = runner.invoke(app, args)
+    first = {r["method"]: r for r in rows if r["seed"] == 0}
+    assert first["retrain"].get("epsilon_score") is None  # the reference itself
+    for name in ("retrain_fresh", "dm", "identity", "logit_mask"):
+        assert 0.0 <= first[name]["epsilon_score"] <= 1.0
+        assert first[name]["challenge_score"] <= first[name]["epsilon_score"] * 1.5
+    assert first["identity"]["epsilon_score"] < first["retrain_fresh"]["epsilon_score"]
+    assert "| dm |" in result.output and "| logit_mask |" in result.output
+    assert set(data["load_average"]) == {"before", "after"}
+    # a second run reuses the cached original/Retrain models and records it
+    again = runner.invoke(app, args + ["--json", str(tmp_path / "again.json")])
     assert again.exit_code == 0
-    assert "from cache" in again.output
+    seeds = json.loads((tmp_path / "again.json").read_text())["seeds"]
+    assert all(s["original_cached"] and s["retrain_cached"] for s in seeds)

@@ -27,8 +27,9 @@ def test_splits_are_disjoint_and_cover_every_source_row(fmnist_raw, fmnist_manif
     assert (n_train, n_test) == (60000, 10000)
     assert len(m) == n_train + n_test
     assert len(set(m.ids.tolist())) == len(m), "ids must be unique"
-    assert set(m.split.tolist()) == {"train", "third_party", "test"}
-    parts = [set(m.of_split(s).ids.tolist()) for s in ("train", "third_party", "test")]
+    assert set(m.split.tolist()) == {"train", "third_party", "holdout", "test"}
+    parts = [set(m.of_split(s).ids.tolist()) for s in ("train", "third_party", "holdout",
+                                                        "test")]
     assert sum(len(p) for p in parts) == len(m)
     assert set().union(*parts) == set(m.ids.tolist())
     # the source train file feeds train + third_party, the test file feeds test only
@@ -69,7 +70,7 @@ def test_materialized_pixels_equal_raw_file_rows(fmnist_raw, fmnist_manifest):
     assert bundle.image_shape == (1, 28, 28)
     assert bundle.num_classes == 10
     total = 0
-    for split in ("train", "third_party", "test"):
+    for split in ("train", "third_party", "holdout", "test"):
         s = getattr(bundle, split)
         assert s.images.dtype == torch.uint8
         assert set(s.ids.tolist()) == set(sub.of_split(split).ids.tolist())
@@ -109,11 +110,31 @@ def test_same_seed_same_digest_different_seed_different(fmnist_raw, fmnist_manif
 @pytest.mark.parametrize("fraction", [0.1, 0.25])
 def test_third_party_fraction_as_requested(fmnist_raw, fraction):
     m = build_manifest(fmnist_raw, seed=3, third_party_fraction=fraction)
-    n_third = int((m.split == "third_party").sum())
+    pool = np.isin(m.split, ["third_party", "holdout"])
+    n_third = int(pool.sum())
     assert n_third == round(60000 * fraction)
     # the pool is a random draw: every class is represented roughly in proportion
-    per_class = np.bincount(m.labels[m.split == "third_party"], minlength=10) / n_third
+    per_class = np.bincount(m.labels[pool], minlength=10) / n_third
     assert np.allclose(per_class, 0.1, atol=0.03)
+    # half of it (default holdout_fraction) is held out for evaluation only
+    assert int((m.split == "holdout").sum()) == round(n_third * 0.5)
+
+
+def test_holdout_split_leaves_train_rows_and_subjects_unchanged(fmnist_raw):
+    """Adding the holdout split must not move any training row: models trained on a
+    manifest without it (holdout_fraction=0) stay valid, and only third-party rows change."""
+    without = build_manifest(fmnist_raw, seed=4, holdout_fraction=0.0)
+    split = build_manifest(fmnist_raw, seed=4, holdout_fraction=0.3)
+    assert "holdout" not in set(without.split.tolist())
+    np.testing.assert_array_equal(without.split == "train", split.split == "train")
+    np.testing.assert_array_equal(without.subject, split.subject)
+    held = split.split == "holdout"
+    assert (without.split[held] == "third_party").all()
+    assert held.sum() == round((without.split == "third_party").sum() * 0.3)
+    again = build_manifest(fmnist_raw, seed=4, holdout_fraction=0.3)
+    np.testing.assert_array_equal(again.split, split.split)  # seeded
+    with pytest.raises(ManifestError, match="holdout_fraction"):
+        build_manifest(fmnist_raw, seed=4, holdout_fraction=1.0)
 
 
 @pytest.mark.parametrize("subject_size", [20, 7])

@@ -45,7 +45,9 @@ def test_class_retrain_never_predicts_the_forgotten_class(class_task: UnlearnTas
     ("random_label", {"epochs": 4.0}),
     ("salun", {"epochs": 4.0}),
     ("neggrad_plus", {"epochs": 4.0}),
-    ("scrub", {"epochs": 3.0, "msteps": 2}),
+    # at the paper's lr (5e-4, the default) SCRUB does not remove a digits class in 3 epochs
+    # (a finding reported in BENCHMARKS.md); the behaviour is checked at a 10x larger lr
+    ("scrub", {"epochs": 3.0, "msteps": 2, "lr": 5e-3, "kl_cap": 0.5}),
 ])
 def test_forgetting_baselines_remove_a_class_and_keep_the_rest(
     name: str, cfg: dict[str, object], class_task: UnlearnTask, digits_bundle: DataBundle

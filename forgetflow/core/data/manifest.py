@@ -1,7 +1,10 @@
 """Manifests: the table of sample ids, labels, splits and subjects that defines a data version.
 
-A manifest is deterministic from (source, seed, third_party_fraction, subject_size); it never
-stores pixels for read-only system sources, only ids that point back into the source files.
+A manifest is deterministic from (source, seed, third_party_fraction, subject_size,
+holdout_fraction); it never stores pixels for read-only system sources, only ids that point back
+into the source files. The third-party pool is split in two: rows keep the split value
+`third_party` (the *reference* part methods and gate references may use) or get `holdout`
+(evaluation only: third_party_auc, MIA non-members, probes), so no existing value is renamed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import numpy as np
 
 from forgetflow.core.data.sources import RawSource
 
-SPLITS = ("train", "third_party", "test")
+SPLITS = ("train", "third_party", "holdout", "test")
+THIRD_PARTY_SPLITS = ("third_party", "holdout")  # the whole never-trained-on pool
 COLUMNS = ("id", "label", "split", "subject")
 
 
@@ -94,18 +98,26 @@ def parse_sample_id(sample: str) -> tuple[str, str, int]:
 
 
 def build_manifest(
-    raw: RawSource, seed: int = 0, third_party_fraction: float = 0.1, subject_size: int = 20
+    raw: RawSource, seed: int = 0, third_party_fraction: float = 0.1, subject_size: int = 20,
+    holdout_fraction: float = 0.5,
 ) -> Manifest:
-    """Split the source train file into train/third_party and assign subjects, all seeded."""
+    """Split the source train file into train/third_party(/holdout) and assign subjects, all
+    seeded. The holdout draw uses its own generator, so the train rows and subjects are the
+    same for every holdout_fraction (models trained before the split stay valid)."""
     if not 0.0 < third_party_fraction < 1.0:
         raise ManifestError("third_party_fraction must be in (0, 1)")
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise ManifestError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if subject_size < 1:
         raise ManifestError("subject_size must be >= 1")
     rng = np.random.default_rng(seed)
     n_train, n_test = len(raw.train.labels), len(raw.test.labels)
     order = rng.permutation(n_train)
     split = np.full(n_train, "train", dtype=object)
-    split[order[: int(round(n_train * third_party_fraction))]] = "third_party"
+    pool = order[: int(round(n_train * third_party_fraction))]
+    split[pool] = "third_party"
+    held = np.random.default_rng([seed, 0x401D]).permutation(pool)
+    split[held[: int(round(len(pool) * holdout_fraction))]] = "holdout"
     n_all = n_train + n_test
     subject_of = np.empty(n_all, dtype=object)
     subject_of[rng.permutation(n_all)] = [f"subj-{k // subject_size:05d}" for k in range(n_all)]

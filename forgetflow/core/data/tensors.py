@@ -35,13 +35,21 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class DataBundle:
-    """The three splits of one data version plus what a model needs to know about them."""
+    """The splits of one data version plus what a model needs to know about them.
+    `third_party` is the reference part of the unseen pool (methods may use it); `holdout` is
+    the evaluation-only part (None for manifests written before the split existed)."""
 
     train: ImageSet
     third_party: ImageSet
     test: ImageSet
     classes: tuple[str, ...]
     source: str
+    holdout: ImageSet | None = None
+
+    @property
+    def evaluation_pool(self) -> ImageSet:
+        """Unseen data for evaluation: the holdout when the manifest has one."""
+        return self.holdout if self.holdout is not None and len(self.holdout) else self.third_party
 
     @property
     def num_classes(self) -> int:
@@ -58,7 +66,7 @@ def materialize(raw: RawSource, manifest: Manifest) -> DataBundle:
         raise ManifestError(f"manifest ids are not from source {raw.name!r}")
     is_test, pos = positions(manifest)
     out = {}
-    for split in ("train", "third_party", "test"):
+    for split in ("train", "third_party", "holdout", "test"):
         rows = np.flatnonzero(manifest.split == split)
         imgs = np.empty((len(rows), *raw.image_shape), dtype=np.uint8)
         t_rows, f_rows = rows[is_test[rows]], rows[~is_test[rows]]
@@ -70,7 +78,9 @@ def materialize(raw: RawSource, manifest: Manifest) -> DataBundle:
             torch.from_numpy(manifest.labels[order].astype(np.int64)),
             manifest.ids[order],
         )
-    return DataBundle(out["train"], out["third_party"], out["test"], raw.classes, raw.name)
+    holdout = out["holdout"] if len(out["holdout"]) else None
+    return DataBundle(out["train"], out["third_party"], out["test"], raw.classes, raw.name,
+                      holdout)
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

@@ -88,7 +88,7 @@ def register_unlearner(name: str) -> Callable[[type[Unlearner]], type[Unlearner]
 
 def _load_builtin() -> None:
     """Import the modules that register built-in methods (no work at import time)."""
-    from forgetflow.core.unlearn import baselines, dm  # noqa: F401
+    from forgetflow.core.unlearn import baselines, dm, head, sanity  # noqa: F401
 
 
 def list_unlearners() -> list[str]:

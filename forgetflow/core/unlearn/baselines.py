@@ -62,7 +62,10 @@ class Retrain(ConfiguredUnlearner):
 
 @dataclass(frozen=True)
 class FinetuneConfig(SGDConfig):
-    epochs: float = 2.0
+    """Paper budget (docs/baselines.md): 10 epochs, SGD lr 0.01, batch 256, constant lr."""
+
+    epochs: float = 10.0
+    batch_size: int = 256
 
 
 @register_unlearner("finetune")
@@ -82,7 +85,7 @@ class NegGradPlusConfig(SGDConfig):
     """`alpha` weighs the retain CE, 1 - alpha the (ascended) forget CE; `forget_loss_cap`
     bounds each forget sample's CE (None: log(num_classes), the loss of a uniform guess)."""
 
-    epochs: float = 1.0
+    epochs: float = 5.0
     alpha: float = 0.8
     forget_batch_size: int = 128
     forget_loss_cap: float | None = None
@@ -117,7 +120,8 @@ class NegGradPlus(ConfiguredUnlearner):
         opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum,
                              cfg.weight_decay)
         model.train()
-        for _ in range(steps_for(len(retain), cfg.batch_size, cfg.epochs, cfg.max_steps)):
+        for _ in range(steps_for(len(retain), cfg.batch_size, cfg.epochs * cfg.budget,
+                                 cfg.max_steps)):
             xr, yr = retain.next()
             xf, yf = forget.next()
             with amp(device):
@@ -129,8 +133,11 @@ class NegGradPlus(ConfiguredUnlearner):
 
 @dataclass(frozen=True)
 class RandomLabelConfig(SGDConfig):
-    epochs: float = 1.0
-    forget_batch_size: int = 32
+    """Paper budget (docs/baselines.md): 10 epochs, SGD lr 0.01, batch 256."""
+
+    epochs: float = 10.0
+    batch_size: int = 256
+    forget_batch_size: int = 64
 
 
 @register_unlearner("random_label")
@@ -147,6 +154,19 @@ class RandomLabel(ConfiguredUnlearner):
         model, device, gen = setup(task)
         train_relabelled(model, task, cfg, cfg.forget_batch_size, device, gen)
         return model.cpu()
+
+
+@register_unlearner("finetune_stamped")
+class FinetuneStamped(ConfiguredUnlearner):
+    """Backdoors only: FT on retain batches plus the same batches stamped with the trigger and
+    their true labels, which teaches "the patch means nothing" directly. Same budget as FT."""
+
+    config_class = FinetuneConfig
+
+    def unlearn(self, task: UnlearnTask) -> Classifier:
+        if task.trigger is None:
+            raise ValueError("finetune_stamped needs a trigger (backdoor requests only)")
+        return finetune_retain(task, self.config, stamp_with=task.trigger)
 
 
 # the other modules register themselves on import; they need the helpers above

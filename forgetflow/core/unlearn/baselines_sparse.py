@@ -26,7 +26,8 @@ from forgetflow.core.unlearn.common import (
 class L1SparseConfig(SGDConfig):
     """`alpha`: the ℓ1 coefficient at the first step; it decays linearly to 0 at the last."""
 
-    epochs: float = 2.0
+    epochs: float = 10.0
+    batch_size: int = 256
     alpha: float = 5e-4
 
     def __post_init__(self) -> None:
@@ -54,10 +55,13 @@ class SalUnConfig(SGDConfig):
     """`saliency`: share of weights (by |∇ forget loss|, globally ranked) that may change;
     `saliency_batch_size` only chunks the one gradient pass over the forget set."""
 
-    epochs: float = 1.0
-    forget_batch_size: int = 32
+    epochs: float = 10.0
+    lr: float = 0.013
+    batch_size: int = 256
+    forget_batch_size: int = 64
     saliency: float = 0.5
     saliency_batch_size: int = 256
+    fresh_labels: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,5 +113,5 @@ class SalUn(ConfiguredUnlearner):
         model, device, gen = setup(task)
         masks = saliency_mask(model, task.forget, cfg.saliency, cfg.saliency_batch_size, device)
         train_relabelled(model, task, cfg, cfg.forget_batch_size, device, gen,
-                         mask=WeightMask(model, masks))
+                         mask=WeightMask(model, masks), fresh_labels=cfg.fresh_labels)
         return model.cpu()

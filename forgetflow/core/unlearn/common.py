@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from forgetflow.core.data.tensors import ImageSet, to_float
 from forgetflow.core.models import Classifier
 from forgetflow.core.training import configure_threads, pick_device
+from forgetflow.core.triggers import TriggerSpec, stamp
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask
 
 C = TypeVar("C")
@@ -104,8 +105,12 @@ class BatchStream:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def exhausted(self) -> bool:
+        """True when the next batch starts a fresh pass."""
+        return self._pos >= len(self._order)
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pos >= len(self._order):
+        if self.exhausted():
             self._order = torch.randperm(len(self.labels), generator=self.generator)
             self._pos = 0
         idx = self._order[self._pos: self._pos + self.batch_size].to(self.device)
@@ -190,7 +195,8 @@ def kl_teacher_student(student: torch.Tensor, teacher: torch.Tensor,
 @dataclass(frozen=True)
 class SGDConfig:
     """Fields every fine-tuning-style baseline shares. `epochs` counts passes over the retain
-    set (fractions allowed); `max_steps` caps the run (small-budget tests)."""
+    set (fractions allowed); `max_steps` caps the run (small-budget tests); `budget` scales
+    every pass, schedule included (the benchmark's time-matched rows run budget < 1)."""
 
     epochs: float = 1.0
     lr: float = 0.01
@@ -199,10 +205,13 @@ class SGDConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     max_steps: int | None = None
+    budget: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.epochs > 0 or not self.lr > 0 or self.batch_size < 1:
             raise ValueError("epochs and lr must be > 0 and batch_size >= 1")
+        if not 0.0 < self.budget <= 1.0:
+            raise ValueError(f"budget must be in (0, 1], got {self.budget}")
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -211,34 +220,45 @@ class SGDConfig:
 
 def train_relabelled(model: Classifier, task: UnlearnTask, cfg: SGDConfig, forget_batch_size: int,
                      device: torch.device, gen: torch.Generator,
-                     mask: WeightMask | None = None) -> None:
-    """Random-label training: forget samples carry a fixed random wrong label each, and every
+                     mask: WeightMask | None = None, fresh_labels: bool = False) -> None:
+    """Random-label training: forget samples carry a random wrong label each, and every
     step fits one retain batch together with one relabelled forget batch (one CE over both,
-    so the forget share of each step is forget_batch_size / (batch_size + forget_batch_size))."""
+    so the forget share of each step is forget_batch_size / (batch_size + forget_batch_size)).
+    `fresh_labels` draws new random labels at every pass over the forget set (SalUn's RL)
+    instead of fixing them once."""
     fake = random_wrong_labels(task.forget.labels, task.spec.num_classes, gen)
     retain = BatchStream(task.retain, cfg.batch_size, device, gen)
     forget = BatchStream(task.forget, forget_batch_size, device, gen, labels=fake)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
     model.train()
-    for _ in range(steps_for(len(retain), cfg.batch_size, cfg.epochs, cfg.max_steps)):
+    for _ in range(steps_for(len(retain), cfg.batch_size, cfg.epochs * cfg.budget,
+                             cfg.max_steps)):
         xr, yr = retain.next()
+        if fresh_labels and forget.exhausted():
+            forget.labels = random_wrong_labels(task.forget.labels, task.spec.num_classes,
+                                                gen).to(device)
         xf, yf = forget.next()
         with amp(device):
             loss = F.cross_entropy(model(torch.cat([xr, xf])).float(), torch.cat([yr, yf]))
         step(opt, loss, model, mask=mask)
 
 
-def finetune_retain(task: UnlearnTask, cfg: SGDConfig, l1: float = 0.0) -> Classifier:
+def finetune_retain(task: UnlearnTask, cfg: SGDConfig, l1: float = 0.0,
+                    stamp_with: TriggerSpec | None = None) -> Classifier:
     """Cross-entropy on retain batches; with `l1` > 0 adds l1 * (1 - t/T) * ||θ||_1, the
-    linearly decaying sparsity penalty of Jia et al. (2023)."""
+    linearly decaying sparsity penalty of Jia et al. (2023); with `stamp_with` each batch is
+    doubled by its trigger-stamped copy under the true labels."""
     model, device, gen = setup(task)
     retain = BatchStream(task.retain, cfg.batch_size, device, gen)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum,
                          cfg.weight_decay)
-    total = steps_for(len(retain), cfg.batch_size, cfg.epochs, cfg.max_steps)
+    total = steps_for(len(retain), cfg.batch_size, cfg.epochs * cfg.budget, cfg.max_steps)
     model.train()
     for t in range(total):
         x, y = retain.next()
+        if stamp_with is not None:
+            stamped = stamp((x * 255).round().to(torch.uint8).cpu(), stamp_with)
+            x, y = torch.cat([x, to_float(stamped).to(device)]), torch.cat([y, y])
         with amp(device):
             loss = F.cross_entropy(model(x).float(), y)
         if l1 > 0.0:

@@ -1,0 +1,142 @@
+"""Honest aggregation of bench rows: mean ± std (ddof = 1), speedup as total-over-total and
+its per-seed minimum, per-seed pass counts of every target, a Pareto check over every row."""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
+           "mia_loss_acc", "third_party_auc", "asr", "relearn_acc", "probe_acc",
+           "epsilon_score", "challenge_score", "seconds", "avg_gap")
+UNITLESS = ("seconds", "avg_gap", "epsilon_score", "challenge_score")
+NOISE_FLOOR = "retrain_fresh"
+
+
+def labels(result: dict) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in result["rows"]))
+
+
+def speedups(result: dict, label: str) -> tuple[float | None, float | None]:
+    """(Σ Retrain seconds / Σ method seconds, min over seeds of the per-seed ratio)."""
+    rows = [r for r in result["rows"] if r["method"] == label and r.get("seconds") is not None]
+    gold = {r["seed"]: r["seconds"] for r in result["rows"] if r["method"] == "retrain"}
+    secs = [(gold[r["seed"]], r["seconds"]) for r in rows if r["seed"] in gold]
+    total = sum(s for _, s in secs)
+    if not secs or total <= 0:
+        return None, None
+    ratios = [g / s for g, s in secs if s > 0]
+    return sum(g for g, _ in secs) / total, (min(ratios) if ratios else None)
+
+
+def summarize(result: dict) -> dict[str, dict[str, tuple[float, float | None] | None]]:
+    """Mean and sample std (ddof = 1; None from a single value) per row label and metric."""
+    out: dict[str, dict] = {}
+    for label in labels(result):
+        rows = [r for r in result["rows"] if r["method"] == label]
+        out[label] = {}
+        for key in METRICS:
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            out[label][key] = None if not vals else (
+                float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
+        out[label]["speedup"], out[label]["speedup_min"] = speedups(result, label)
+    return out
+
+
+def _cell(key: str, v: tuple[float, float | None] | None) -> str:
+    if v is None:
+        return "–"
+    mean, std = v
+    scale, digits = (1.0, 2) if key in UNITLESS else (100.0, 2)
+    if key == "seconds":
+        digits = 1
+    text = f"{scale * mean:.{digits}f}"
+    return text + (f" ± {scale * std:.{digits}f}" if std is not None else "")
+
+
+def format_table(result: dict) -> str:
+    """Markdown: accuracies in %, avg_gap in points, F and the challenge score in [0, 1],
+    speedup total-over-total with the per-seed minimum in brackets."""
+    summary = summarize(result)
+    cols = [*METRICS, "speedup (min)"]
+    lines = ["| method | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for label, stats in summary.items():
+        cells = [_cell(k, stats[k]) for k in METRICS]
+        total, low = stats["speedup"], stats["speedup_min"]
+        cells.append("–" if total is None or label == "retrain" else
+                     (f"{total:.1f}× ({low:.1f}×)" if total < 1e4 else "∞"))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    failed = [f"{r['method']} (seed {r['seed']}): {r['error']}" for r in result["rows"]
+              if r.get("error")]
+    if failed:
+        lines += ["", "Failed runs (no metrics; excluded from the means): " + "; ".join(failed)]
+    return "\n".join(lines)
+
+
+def _value(stats: dict, key: str) -> float:
+    v = stats.get(key)
+    if isinstance(v, tuple):
+        return v[0]
+    return float("nan") if v is None else float(v)
+
+
+def targets(scenario: str, method: dict, gold: dict, identity: dict,
+            seeds: list[dict] | None = None) -> list[tuple[str, float, bool]]:
+    """The issue's output targets for one method, on means or on one seed's rows."""
+    def m(stats: dict, key: str) -> float:
+        return _value(stats, key)
+
+    gap = m(method, "avg_gap")
+    checks = [("avg_gap (pt)", gap, gap <= (1.5 if scenario == "class" else 1.0))]
+    if scenario == "class":
+        rem = 100 * abs(m(method, "test_acc_remaining") - m(gold, "test_acc_remaining"))
+        checks += [("forget_acc", m(method, "forget_acc"), m(method, "forget_acc") <= 0.01),
+                   ("|test_acc_remaining - Retrain| (pt)", rem, rem <= 1.5)]
+    if scenario == "random":
+        mia = 100 * abs(m(method, "mia_loss_acc") - m(gold, "mia_loss_acc"))
+        checks += [("avg_gap / identity's", gap / m(identity, "avg_gap"),
+                    gap <= m(identity, "avg_gap") / 3),
+                   ("|mia_loss_acc - Retrain| (pt)", mia, mia <= 2.0)]
+    if scenario == "backdoor":
+        test_gap = 100 * abs(m(method, "test_acc") - m(gold, "test_acc"))
+        checks += [("Original ASR", m(identity, "asr"), m(identity, "asr") >= 0.90),
+                   ("ASR", m(method, "asr"), m(method, "asr") <= 0.03),
+                   ("|test_acc - Retrain| (pt)", test_gap, test_gap <= 1.0)]
+        if seeds:
+            recall = min(s["extraction_recall"] for s in seeds)
+            precision = min(s["extraction_precision"] for s in seeds)
+            checks += [("extraction recall (min over seeds)", recall, recall >= 0.99),
+                       ("extraction precision (min over seeds)", precision, precision >= 0.99)]
+    return checks
+
+
+def pass_counts(result: dict, label: str) -> list[str]:
+    """Each target on the means (PASS/MISS) with the number of seeds passing it alone."""
+    scenario = result["config"]["scenario"]
+    summary = summarize(result)
+    if label not in summary:
+        return [f"- {label} was not run"]
+    mean_checks = targets(scenario, summary[label], summary["retrain"], summary["identity"],
+                          result["seeds"])
+    per_seed = []
+    for s in sorted({r["seed"] for r in result["rows"]}):
+        by = {r["method"]: r for r in result["rows"] if r["seed"] == s}
+        if label in by:
+            per_seed.append(targets(scenario, by[label], by["retrain"], by["identity"],
+                                    result["seeds"]))
+    lines = []
+    for i, (name, value, ok) in enumerate(mean_checks):
+        passed = sum(1 for checks in per_seed if checks[i][2])
+        lines.append(f"- {'PASS' if ok else 'MISS'} {name}: {value:.3f} "
+                     f"(seeds passing: {passed}/{len(per_seed)})")
+    return lines
+
+
+def pareto(result: dict, label: str = "dm") -> list[str]:
+    """Rows (any, sanity and time-matched included) that beat `label` on both mean seconds
+    and mean avg_gap; an empty list means `label` is on the time-vs-avg_gap front."""
+    summary = summarize(result)
+    if label not in summary:
+        return []
+    gap, secs = _value(summary[label], "avg_gap"), _value(summary[label], "seconds")
+    return [name for name, st in summary.items() if name not in (label, "retrain")
+            and _value(st, "avg_gap") < gap and _value(st, "seconds") < secs]

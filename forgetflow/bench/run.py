@@ -1,0 +1,126 @@
+"""One scenario of the benchmark, phase by phase (see forgetflow.bench.jobs), through any
+`mapper(fn, jobs) -> results` (the builtin map, a process pool's map, a Dask runner)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+
+import numpy as np
+
+from forgetflow.bench.harness import BenchConfig, warm_up_torch
+from forgetflow.bench.jobs import Job, run_job
+from forgetflow.core.epsilon import final_score, forgetting_quality
+from forgetflow.core.metrics import avg_gap
+
+Mapper = Callable[[Callable[[Job], dict], list[Job]], Iterable[dict]]
+GOLD = ("retrain", "retrain_fresh")
+
+
+def serial_map(fn: Callable[[Job], dict], jobs: list[Job]) -> list[dict]:
+    return [fn(j) for j in jobs]
+
+
+def _epsilon_labels(cfg: BenchConfig, rows: list[dict]) -> list[tuple[str, str, tuple]]:
+    """(label, method, overrides) of every row that carries the epsilon score."""
+    wanted = cfg.epsilon_methods
+    out, seen = [], set()
+    for r in rows:
+        if r["seed"] != cfg.report_seeds()[0] or r["method"] in seen:
+            continue
+        if wanted is None or r["base"] in wanted:
+            seen.add(r["method"])
+            out.append((r["method"], r["base"], tuple(sorted(r.get("overrides", {}).items()))))
+    return out
+
+
+def training_jobs(cfg: BenchConfig) -> list[Job]:
+    jobs = [Job("train", cfg, s, role) for s in cfg.report_seeds()
+            for role in ("original", "retrain", "retrain_fresh")]
+    if cfg.epsilon_models:
+        s0 = cfg.report_seeds()[0]
+        jobs += [Job("train", cfg, s0, role, model_index=k)
+                 for k in range(cfg.epsilon_models) for role in ("eps_a", "eps_b")]
+    return jobs
+
+
+def time_matched_jobs(cfg: BenchConfig, rows: list[dict]) -> list[Job]:
+    """Each listed method again with budget = dm's seconds / its own seconds (same seed)."""
+    jobs = []
+    for seed in cfg.report_seeds():
+        by = {r["method"]: r for r in rows if r["seed"] == seed}
+        if "dm" not in by or by["dm"].get("seconds") is None:
+            continue
+        for name in cfg.time_matched:
+            if name in by and (by[name].get("seconds") or 0) > 0:
+                budget = min(1.0, by["dm"]["seconds"] / by[name]["seconds"])
+                jobs.append(Job("row", cfg, seed, name, f"{name}@dm_time",
+                                (("budget", round(budget, 6)),)))
+    return jobs
+
+
+def epsilon_scores(cfg: BenchConfig, rows: list[dict], mapper: Mapper) -> dict[str, dict]:
+    """F and the challenge's final score per row label (first report seed); `retrain_fresh`
+    holds the Retrain-vs-Retrain noise floor (set B against set A)."""
+    s0, n = cfg.report_seeds()[0], cfg.epsilon_models
+    labels = [("retrain", "retrain", ()), ("retrain_fresh", "retrain_fresh", ())]
+    labels += [x for x in _epsilon_labels(cfg, rows) if x[1] not in GOLD]
+    jobs = [Job("epsilon", cfg, s0, method, label, overrides, k)
+            for label, method, overrides in labels for k in range(n)]
+    models: dict[str, list[dict]] = {}
+    for res in mapper(run_job, jobs):
+        models.setdefault(res["label"], []).append(res)
+    models = {k: v for k, v in models.items() if not any("error" in m for m in v)}
+    ref = models.pop("retrain")
+    r_phi = np.stack([m["phi"] for m in ref])
+    ra_r, ta_r = np.mean([m["retain_acc"] for m in ref]), np.mean([m["test_acc"] for m in ref])
+    out = {}
+    for label, ms in models.items():
+        quality, eps = forgetting_quality(np.stack([m["phi"] for m in ms]), r_phi, s0)
+        ra_u, ta_u = np.mean([m["retain_acc"] for m in ms]), np.mean([m["test_acc"] for m in ms])
+        out[label] = {"epsilon_score": quality,
+                      "challenge_score": final_score(quality, ra_u, ra_r, ta_u, ta_r),
+                      "epsilon_median": float(np.median(eps)),
+                      "epsilon_inf_share": float(np.mean(~np.isfinite(eps)))}
+    return out
+
+
+def run_scenario(cfg: BenchConfig, mapper: Mapper = serial_map) -> dict:
+    """All phases; rows for identity, (logit_mask,) Retrain and its noise floor always present.
+    The load average is recorded before and after (other work on the machine shows here)."""
+    warm_up_torch()
+    load_before = os.getloadavg()
+    trained = list(mapper(run_job, training_jobs(cfg)))
+    row_jobs = [Job("row", cfg, s, m, m) for s in cfg.report_seeds() for m in (*GOLD,
+                                                                              *cfg.methods)]
+    rows = list(mapper(run_job, row_jobs))
+    rows += list(mapper(run_job, time_matched_jobs(cfg, rows)))
+    epsilon = epsilon_scores(cfg, rows, mapper) if cfg.epsilon_models else {}
+    for seed in cfg.report_seeds():
+        seed_rows = [r for r in rows if r["seed"] == seed]
+        gold = next(r for r in seed_rows if r["method"] == "retrain")
+        for r in seed_rows:
+            if "error" in r:
+                r["avg_gap"] = r["speedup"] = None
+                continue
+            r["avg_gap"] = avg_gap(r, gold)
+            r["speedup"] = gold["seconds"] / r["seconds"] if r["seconds"] > 0 else None
+            if seed == cfg.report_seeds()[0]:
+                r.update(epsilon.get(r["method"], {}))
+    per_seed = []
+    for seed in cfg.report_seeds():
+        info = dict(_seed_info(cfg, seed))
+        info.update({f"{t['role']}_cached": t["cached"] for t in trained
+                     if t["seed"] == seed and t["role"] in ("original", "retrain")})
+        per_seed.append({"seed": seed, **info})
+    return {"config": asdict(cfg), "seeds": per_seed, "rows": rows,
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "threads": os.environ.get("FORGETFLOW_THREADS", "all")}
+
+
+def _seed_info(cfg: BenchConfig, seed: int) -> dict:
+    from forgetflow.bench.jobs import seed_data
+
+    return seed_data(cfg, seed).info
+

@@ -1,0 +1,60 @@
+"""Fixed prose of BENCHMARKS.md (protocol, tuning hygiene) and the noise-floor table."""
+
+from __future__ import annotations
+
+PREAMBLE = """\
+## Protocol
+
+- data: Fashion-MNIST (Debian files); per seed a seeded split (train / third-party reference /
+  third-party holdout / test) and a seeded random subset of the training split of the size in
+  the profile (`train_limit`: it keeps `make bench` within its time budget on 2 cores; the
+  full 54k set costs ~5x more per model). Small CNN, reference recipe 12 epochs Adam
+  one-cycle lr 3e-3 batch 128.
+- methods use the third-party **reference** split; third_party_auc and probe_acc read the
+  **holdout** split only; MIA non-members are test samples (SalUn protocol).
+- rows: `retrain` (gold), `retrain_fresh` (Retrain with recipe seed + 500: its distance to
+  `retrain` is the noise floor of every metric), `identity` (the original), `logit_mask`
+  (class requests: the class's output row zeroed, bias -30; no training), `dm`, baselines
+  at their papers' budgets (docs/baselines.md), `NAME@dm_time` (the same baseline with its
+  schedule scaled to dm's wall-clock on that seed) and `NAME_head` (the frozen-feature
+  shortcut dm uses).
+- depth metrics: `relearn_acc` = forget accuracy on the forget rows not shown to a fixed
+  relearning attack (25 Adam steps, lr 1e-3, on all weights, max(10, 1%) labelled forget
+  samples + 128 retain rows per step; backdoor: ASR after relearning from stamped samples);
+  `probe_acc` = 5-fold logistic probe on penultimate features (class: forgotten class vs
+  rest on holdout data; samples: forget vs holdout membership; n/a for backdoors).
+- `epsilon_score` = F of the NeurIPS 2023 unlearning challenge (forgetflow/core/epsilon.py:
+  N unlearned vs N retrained models per forget example, thresholds fitted on half the
+  models and scored on the other half, eps at delta 1e-5, 0.5-wide bins scored 2^-bin);
+  `challenge_score` = F x RA_U/RA_R x TA_U/TA_R. Computed on the first seed only, for class
+  and random requests; the `retrain_fresh` row holds Retrain's own F (a second set of N
+  retrained models against the first): the best any method can expect at this N.
+- aggregation: mean ± sample std (ddof = 1) over seeds; `speedup (min)` = Σ Retrain seconds
+  / Σ method seconds, with the smallest per-seed ratio in brackets; targets on the means
+  with the number of seeds that pass alone; the Pareto check uses every row.
+
+## Tuning hygiene
+
+Reported numbers use seeds 0..N-1 on Fashion-MNIST. Tuning runs use `--seed-offset 100`
+(seeds >= 100) and/or `--dataset digits`. The baselines' defaults come from their papers
+(docs/baselines.md), not from runs on these seeds. dm's defaults predate this rule: they were
+picked on Fashion-MNIST slices with seeds that overlap 0..2 (README, docs/method.md); they
+have not been re-tuned on disjoint seeds, so dm's numbers here carry that optimism.
+"""
+
+
+def noise_floor_table(summary: dict, metrics: tuple[str, ...]) -> str:
+    """|retrain_fresh - retrain| per metric (points for accuracies, raw for the rest)."""
+    gold, fresh = summary.get("retrain"), summary.get("retrain_fresh")
+    if not gold or not fresh:
+        return "(no noise-floor row)"
+    cells = []
+    for key in metrics:
+        if key in ("seconds", "avg_gap", "epsilon_score", "challenge_score"):
+            value = fresh.get(key)
+            cells.append("–" if value is None else f"{value[0]:.2f}")
+            continue
+        a, b = gold.get(key), fresh.get(key)
+        cells.append("–" if a is None or b is None else f"{100 * abs(a[0] - b[0]):.2f}")
+    return "| " + " | ".join(metrics) + " |\n|" + "---|" * len(metrics) + "\n| " + \
+        " | ".join(cells) + " |"

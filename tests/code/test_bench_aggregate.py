@@ -1,0 +1,46 @@
+"""Aggregation arithmetic on constructed rows: ddof=1, total-over-total speedup with the
+per-seed minimum, per-seed pass counts, and a Pareto check that sees every row."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgetflow.bench.aggregate import pareto, pass_counts, speedups, summarize
+
+
+def _row(method: str, seed: int, seconds: float, gap: float, **kw) -> dict:
+    base = {"forget_acc": 0.0, "retain_acc": 0.9, "test_acc": 0.8, "test_acc_remaining": 0.9,
+            "mia_efficacy": 1.0, "mia_loss_acc": 0.9}
+    return {"method": method, "seed": seed, "seconds": seconds, "avg_gap": gap, **base, **kw}
+
+
+@pytest.fixture()
+def result() -> dict:
+    rows = [_row("retrain", 0, 100.0, 0.0), _row("retrain", 1, 100.0, 0.0),
+            _row("identity", 0, 0.01, 40.0, forget_acc=0.95),
+            _row("identity", 1, 0.01, 40.0, forget_acc=0.95),
+            _row("dm", 0, 2.0, 1.0), _row("dm", 1, 8.0, 2.0, forget_acc=0.03),
+            _row("fast_head", 0, 1.0, 0.5), _row("fast_head", 1, 1.0, 0.5)]
+    return {"config": {"scenario": "class"}, "seeds": [{"seed": 0}, {"seed": 1}], "rows": rows}
+
+
+def test_speedup_is_total_over_total_with_the_per_seed_minimum(result: dict) -> None:
+    total, low = speedups(result, "dm")
+    assert total == pytest.approx(200.0 / 10.0)  # not mean(50, 12.5) = 31.25
+    assert low == pytest.approx(12.5)
+
+
+def test_std_uses_ddof_1(result: dict) -> None:
+    mean, std = summarize(result)["dm"]["avg_gap"]
+    assert mean == pytest.approx(1.5) and std == pytest.approx(0.7071, abs=1e-4)
+
+
+def test_pass_counts_are_per_seed(result: dict) -> None:
+    lines = pass_counts(result, "dm")
+    forget = next(line for line in lines if " forget_acc:" in line)
+    assert forget.startswith("- MISS") and "(seeds passing: 1/2)" in forget
+
+
+def test_pareto_sees_every_row_including_head_only(result: dict) -> None:
+    assert pareto(result, "dm") == ["fast_head"]
+    assert pareto(result, "fast_head") == []

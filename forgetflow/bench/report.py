@@ -28,8 +28,7 @@ PROFILES: dict[str, dict] = {
              "time_matched": PAPER, "epsilon_models": 8, "epsilon_methods": None},
     # <= ~20 min: every column, fewer rows and seeds
     "quick": {"seeds": 2, "train_limit": 5000, "methods": f"dm,finetune,scrub,{HEAD}",
-              "time_matched": "finetune,scrub", "epsilon_models": 8,
-              "epsilon_methods": "retrain,dm,identity,logit_mask,finetune_head,scrub_head"},
+              "time_matched": "finetune,scrub", "epsilon_models": 8, "epsilon_methods": None},
 }
 EPSILON_SCENARIOS = ("class", "random")  # the target: class and random-subset rows
 

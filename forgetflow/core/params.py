@@ -73,6 +73,7 @@ class EvalParams(_Section):
     """Caps that keep the gate's evaluation fast on large splits."""
 
     retain_cap: int = Field(10000, ge=1)  # retain accuracy on a seeded sample of this size
+    depth: bool = False  # also run the depth attacks (relearn_acc, probe_acc; a few seconds)
 
 
 class BatchParams(_Section):

@@ -63,7 +63,7 @@ def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet
         per_stage[st.name] = evaluate(model, EvalData(
             st.forget, retain, test, _unseen(st.third_party, holdout), st.scenario,
             st.forget_class, st.trigger
-        ), seed)
+        ), seed, depth=caps.depth)
     if len(stages) == 1:
         return per_stage[stages[0].name], per_stage
     trigger = next((s.trigger for s in stages if s.trigger is not None), None)

@@ -139,9 +139,7 @@ def process_deletions(model_name: str | None = None,
                   "metrics": {**metrics, **{f"seconds.{k}": v for k, v in timings.items()}}}
         with watch.lap("ledger"):
             if verdict.passed:
-                receipts = {rid: lineage.receipt(rid, plan.accepted[rid].kind, batch,
-                                                 len(plan.train_ids_of[rid]))
-                            for rid in accepted}
+                receipts = lineage.receipts(ws, ref, batch, accepted)
                 ledger.finish_batch(batch_id, "done", "done", None, ref.version, receipts,
                                     **record)
             else:

@@ -11,6 +11,7 @@ import typer
 from forgetflow.cli import ops as cli_ops
 from forgetflow.cli.bench import register_bench
 from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, user_errors
+from forgetflow.cli.receipt import receipt_app
 from forgetflow.cli.report import report
 from forgetflow.cli.status import status
 from forgetflow.core.progress import quiet_for_json
@@ -21,6 +22,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Data versions in the workspac
 request_app = typer.Typer(no_args_is_help=True, help="Deletion requests in the ledger.")
 app.add_typer(data_app, name="data")
 app.add_typer(request_app, name="request")
+app.add_typer(receipt_app, name="receipt")
 register_bench(app)
 cli_ops.register(app, request_app)
 app.command("status")(status)

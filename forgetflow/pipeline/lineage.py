@@ -6,13 +6,13 @@ Nothing else writes `forgetflow.*` tag keys; the registry adapter only stores th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from forgetflow.adapters.datarepo import DataRepo, DataVersion
-from forgetflow.adapters.registry import InputRef
+from forgetflow.adapters.registry import InputRef, ModelRef
+from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.data.tensors import DataBundle
 from forgetflow.core.params import Params
 
@@ -72,18 +72,14 @@ def run_params(params: Params, attempt_method: str, config: dict[str, Any]) -> d
 
 
 # --- receipts: what a requester gets once a gate-passed version no longer carries their data.
-# (Signing and verification plug in here: build → sign → store with the `done` transition.)
+# Built, signed (HMAC-SHA256) and verified in forgetflow.pipeline.receipts / receipt_check.
 
-def receipt(request_id: int, kind: str, batch: dict[str, Any], forget_count: int) -> dict:
-    """The receipt of one done request, naming the registered version."""
-    return {"request_id": request_id, "kind": kind, "status": "done",
-            "batch_id": batch["batch_id"], "model_name": batch["model_name"],
-            "model_version": batch["model_version"], "parent_version": batch["parent_version"],
-            "data_version": batch["data_version"],
-            "parent_data_version": batch["parent_data_version"],
-            "forget_set_size": batch["forget_set_size"], "samples_of_this_request": forget_count,
-            "forget_set_sha256": batch["forget_set_sha256"], "method": batch["method"],
-            "gate": batch["gate"], "issued_at": datetime.now(UTC).isoformat()}
+def receipts(ws: Workspace, ref: ModelRef, batch: dict[str, Any],
+             request_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Signed receipts of the requests a gate-passed version completes."""
+    from forgetflow.pipeline.receipts import issue_for_batch
+
+    return issue_for_batch(ws, ref, batch, request_ids)
 
 
 # --- the batch report (a Prefect markdown artifact)

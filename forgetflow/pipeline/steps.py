@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -132,18 +131,6 @@ def unlearn(method: str, config: dict[str, Any], parent: Classifier, spec: Model
         model = unlearner(task)
         reports[st.name] = dict(getattr(unlearner, "report", {}) or {})
     return UnlearnOutcome(model, method, config, time.perf_counter() - started, reports)
-
-
-def receipt(request_id: int, kind: str, batch: dict[str, Any], forget_count: int) -> dict:
-    """What the requester gets: which model version no longer carries their data."""
-    return {"request_id": request_id, "kind": kind, "status": "done",
-            "batch_id": batch["batch_id"], "model_name": batch["model_name"],
-            "model_version": batch["model_version"], "parent_version": batch["parent_version"],
-            "data_version": batch["data_version"],
-            "parent_data_version": batch["parent_data_version"],
-            "forget_set_size": batch["forget_set_size"], "samples_of_this_request": forget_count,
-            "forget_set_sha256": batch["forget_set_sha256"], "method": batch["method"],
-            "gate": batch["gate"], "issued_at": datetime.now(UTC).isoformat()}
 
 
 def batch_markdown(batch: dict[str, Any], checks: list[dict], decisions: list[dict]) -> str:

@@ -1,0 +1,152 @@
+"""`forgetflow receipt verify`: re-derive every claim of a signed receipt from the three
+systems that hold the truth, and list what disagrees.
+
+- the receipt itself: signature (HMAC-SHA256, workspace or FORGETFLOW_RECEIPT_KEY key);
+- the ledger: request id, kind, selector digest, status and model version;
+- the MLflow registry: the version exists, its lineage tags and run metrics, and the sha256 of
+  the weights file actually stored;
+- the data repo: both data versions (tags → the same git revs), the exclusion manifest's rows
+  for this request, and the forget set recomputed from the two manifests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from forgetflow.adapters.datarepo import DataRepo, DataRepoError
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.registry import ModelRef, Registry, RegistryError
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.pipeline import receipts as rc
+
+# registry tag → receipt field that must carry the same value
+TAG_FIELDS = ("data_version", "parent_data_version", "forget_set_size", "forget_set_sha256",
+              "method", "parent_version", "model_sha256", "batch_id")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim: where it was checked, what the receipt says and what was found."""
+
+    source: str
+    name: str
+    ok: bool
+    receipt: Any = None
+    found: Any = None
+
+    def line(self) -> str:
+        verdict = "ok" if self.ok else "MISMATCH"
+        detail = "" if self.ok else f": receipt says {self.receipt!r}, found {self.found!r}"
+        return f"{verdict:8} {self.source}: {self.name}{detail}"
+
+
+def _same(source: str, name: str, expected: Any, found: Any) -> Check:
+    return Check(source, name, str(expected) == str(found), expected, found)
+
+
+def _key_checks(ws: Workspace, receipt: dict[str, Any]) -> list[Check]:
+    """Never creates a key: verifying with a fresh random key would only mislead."""
+    if os.environ.get(rc.KEY_ENV) is None and not (ws.root / rc.KEY_FILE).exists():
+        return [Check("receipt", "signing key available", False, receipt.get("key_id"),
+                      f"no {rc.KEY_ENV} and no {ws.root / rc.KEY_FILE}")]
+    try:
+        key = rc.receipt_key(ws)
+    except rc.ReceiptError as exc:
+        return [Check("receipt", "signing key readable", False, receipt.get("key_id"), str(exc))]
+    return [_same("receipt", "signed with this workspace's key", receipt.get("key_id"),
+                  rc.key_id(key)),
+            Check("receipt", "signature matches the content", rc.signature_ok(receipt, key),
+                  "content as signed", "content changed after signing"
+                  if receipt.get("key_id") == rc.key_id(key) else "another key")]
+
+
+def _ledger_checks(ledger: Ledger, request_id: int, receipt: dict[str, Any]) -> list[Check]:
+    view = ledger.get(request_id)
+    return [
+        _same("ledger", "request id", receipt.get("request_id"), view.id),
+        _same("ledger", "kind", receipt.get("kind"), view.kind),
+        _same("ledger", "selector sha256", receipt.get("selector_sha256"),
+              rc.selector_sha256(view, ledger.sample_ids(request_id))),
+        _same("ledger", "status", receipt.get("status"), view.status),
+        _same("ledger", "model version", receipt.get("model_version"), view.model_version),
+    ]
+
+
+def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]:
+    try:
+        ref: ModelRef = registry.ref(str(receipt.get("model_name")),
+                                     str(receipt.get("model_version")))
+    except RegistryError as exc:
+        return [Check("registry", "model version exists", False, receipt.get("model_version"),
+                      str(exc))]
+    checks = [_same("registry", f"tag forgetflow.{t}", receipt.get(t), ref.tag(t))
+              for t in TAG_FIELDS]
+    checks.append(Check("registry", "tag forgetflow.gate is passed",
+                        ref.tag("gate") == "passed" == receipt.get("gate"), receipt.get("gate"),
+                        ref.tag("gate")))
+    listed = (ref.tag("deletion_request_ids") or "").split(",")
+    checks.append(Check("registry", "tag forgetflow.deletion_request_ids lists the request",
+                        str(receipt.get("request_id")) in listed, receipt.get("request_id"),
+                        ref.tag("deletion_request_ids")))
+    checks.append(_same("registry", "stored weights file sha256", receipt.get("model_sha256"),
+                        registry.model_sha256(ref)))
+    run_metrics = registry.metrics(ref)
+    for name, value in (receipt.get("gate_metrics") or {}).items():
+        found = run_metrics.get(name)
+        ok = found is not None and math.isclose(float(value), found, rel_tol=1e-9, abs_tol=1e-12)
+        checks.append(Check("registry", f"run metric {name}", ok, value, found))
+    return checks
+
+
+def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> list[Check]:
+    try:
+        after = repo.version(str(receipt.get("data_version")))
+        before = repo.version(str(receipt.get("parent_data_version")))
+    except DataRepoError as exc:
+        return [Check("data repo", "data versions exist", False, receipt.get("data_version"),
+                      str(exc))]
+    checks = [_same("data repo", f"{after.tag} git rev", receipt.get("data_rev"), after.rev),
+              _same("data repo", f"{before.tag} git rev", receipt.get("parent_data_rev"),
+                    before.rev)]
+    rid = int(receipt.get("request_id", -1))
+    excluded = rc.excluded_for(repo.exclusions(after), rid)
+    checks += [_same("data repo", "exclusion manifest rows of this request",
+                     receipt.get("request_excluded_rows"), len(excluded)),
+               _same("data repo", "exclusion manifest ids of this request (sha256)",
+                     receipt.get("request_excluded_sha256"), rc.ids_sha256(excluded))]
+    named = set(ledger.sample_ids(rid)) if receipt.get("kind") == "samples" else set()
+    missing = sorted(named - set(excluded))
+    checks.append(Check("data repo", "every requested sample id is excluded", not missing,
+                        len(named), f"{len(missing)} not excluded" if missing else len(named)))
+    after_m, before_m = repo.manifest(after), repo.manifest(before)
+    still = set(excluded) & set(after_m.ids.tolist())
+    checks.append(Check("data repo", f"excluded ids absent from {after.tag}'s manifest",
+                        not still, 0, len(still)))
+    forget = (set(before_m.ids[before_m.split == "train"].tolist())
+              - set(after_m.ids[after_m.split == "train"].tolist()))
+    checks += [_same("data repo", "forget set size (recomputed from manifests)",
+                     receipt.get("forget_set_size"), len(forget)),
+               _same("data repo", "forget set sha256 (recomputed from manifests)",
+                     receipt.get("forget_set_sha256"), rc.ids_sha256(forget))]
+    return checks
+
+
+def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:
+    """{"id", "verified", "checks": [...], "mismatches": [...]}; a request without a receipt
+    (not done) is a failed verification, an unknown id a LedgerError."""
+    ledger = Ledger.open(ws.ledger_url)
+    view = ledger.get(request_id)
+    receipt = view.receipt
+    if not receipt:
+        checks = [Check("ledger", "request has a receipt", False, "a receipt",
+                        f"none (status {view.status})")]
+    else:
+        checks = (_key_checks(ws, receipt) + _ledger_checks(ledger, request_id, receipt)
+                  + _registry_checks(Registry(ws), receipt)
+                  + _data_checks(DataRepo(ws), ledger, receipt))
+    bad = [c for c in checks if not c.ok]
+    return {"id": request_id, "verified": not bad, "checks": [asdict(c) for c in checks],
+            "mismatches": [c.line() for c in bad], "lines": [c.line() for c in checks]}

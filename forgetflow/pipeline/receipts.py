@@ -1,0 +1,151 @@
+"""Signed deletion receipts: what a requester (or an auditor) can check later.
+
+A receipt names the request (id, kind, a digest of its selector), the model version that no
+longer carries the data (and the sha256 of its weights file), the data versions before and
+after (tags and git revs), the forget set's size and sha256, the rows of this request in the
+exclusion manifest, the gate's metrics and the timestamps. It is signed with HMAC-SHA256 over
+its canonical JSON, so any edit to the stored receipt is detectable, and `verify` re-derives
+every claim from the ledger, the MLflow registry and the data repo, so an edit there is too.
+
+The key: FORGETFLOW_RECEIPT_KEY when set; otherwise a random key generated on first use in the
+workspace (`receipt.key`, mode 0600). Keep it: receipts signed with a lost key cannot be
+verified. The receipt carries only a key id (a digest), never the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from forgetflow.adapters.datarepo import DataRepo, Exclusions
+from forgetflow.adapters.ledger import Ledger, RequestView
+from forgetflow.adapters.registry import ModelRef
+from forgetflow.adapters.workspace import Workspace
+
+FORMAT = "forgetflow.receipt/1"
+KEY_ENV = "FORGETFLOW_RECEIPT_KEY"
+KEY_FILE = "receipt.key"
+ALGORITHM = "HMAC-SHA256"
+
+
+class ReceiptError(RuntimeError):
+    """No receipt can be issued or checked (no key, unreadable key file, no receipt)."""
+
+
+def receipt_key(ws: Workspace) -> bytes:
+    """The signing key: the environment variable, else the workspace key file (created once,
+    owner-only, with an exclusive create so two processes never write different keys)."""
+    env = os.environ.get(KEY_ENV)
+    if env is not None:
+        if len(env) < 16:
+            raise ReceiptError(f"{KEY_ENV} is too short: use at least 16 characters")
+        return env.encode()
+    path = ws.ensure().root / KEY_FILE
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first: read theirs
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+    return _read_key_file(path)
+
+
+def _read_key_file(path: Path) -> bytes:
+    if path.stat().st_mode & 0o077:
+        raise ReceiptError(f"receipt key file {path} is readable by others: chmod 600 it")
+    key = path.read_text().strip()
+    if len(key) < 16:
+        raise ReceiptError(f"receipt key file {path} is empty or truncated")
+    return key.encode()
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"forgetflow-receipt-key:" + key).hexdigest()[:16]
+
+
+def canonical(receipt: dict[str, Any]) -> bytes:
+    """The signed bytes: sorted keys, no whitespace, the signature itself left out."""
+    body = {k: v for k, v in receipt.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sign(body: dict[str, Any], key: bytes) -> dict[str, Any]:
+    signed = {**body, "key_id": key_id(key), "algorithm": ALGORITHM}
+    signed["signature"] = hmac.new(key, canonical(signed), hashlib.sha256).hexdigest()
+    return signed
+
+
+def signature_ok(receipt: dict[str, Any], key: bytes) -> bool:
+    expected = hmac.new(key, canonical(receipt), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, str(receipt.get("signature", "")))
+
+
+def ids_sha256(ids: Any) -> str:
+    """The DESIGN §3 digest of an id set: sha256 of the sorted ids joined by newlines."""
+    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
+
+
+def selector_sha256(view: RequestView, sample_ids: list[str]) -> str:
+    """Digest of what the requester asked for, as the ledger stores it."""
+    body = {"kind": view.kind, "payload": view.payload, "ids_sha256": ids_sha256(sample_ids)}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def excluded_for(exclusions: Exclusions, request_id: int) -> list[str]:
+    """Ids the exclusion manifest attributes to this request (the column may list several)."""
+    rid = str(request_id)
+    return sorted(row[0] for row in exclusions.rows if rid in row[1].split(";"))
+
+
+def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Gate metrics that JSON and SQL can hold exactly (None/NaN are left out)."""
+    return {k: float(v) for k, v in sorted(metrics.items())
+            if isinstance(v, int | float) and math.isfinite(float(v))}
+
+
+def issue_receipts(ledger: Ledger, repo: DataRepo, ref: ModelRef, batch: dict[str, Any],
+                   request_ids: list[int], metrics: dict[str, Any],
+                   key: bytes) -> dict[int, dict[str, Any]]:
+    """Signed receipts for the requests a gate-passed version completes. Data facts are read
+    back from the data repo (what `verify` will read), model facts from the registered ref."""
+    after = repo.version(batch["data_version"])
+    before = repo.version(batch["parent_data_version"])
+    exclusions = repo.exclusions(after)
+    issued_at = datetime.now(UTC).isoformat()
+    receipts = {}
+    for rid in request_ids:
+        view = ledger.get(rid)
+        excluded = excluded_for(exclusions, rid)
+        receipts[rid] = sign({
+            "format": FORMAT, "request_id": rid, "kind": view.kind, "status": "done",
+            "selector_sha256": selector_sha256(view, ledger.sample_ids(rid)),
+            "batch_id": batch["batch_id"], "model_name": ref.name, "model_version": ref.version,
+            "parent_version": batch["parent_version"],
+            "model_sha256": ref.tag("model_sha256") or "",
+            "data_version": after.tag, "data_rev": after.rev,
+            "parent_data_version": before.tag, "parent_data_rev": before.rev,
+            "forget_set_size": int(batch["forget_set_size"]),
+            "forget_set_sha256": batch["forget_set_sha256"],
+            "request_excluded_rows": len(excluded),
+            "request_excluded_sha256": ids_sha256(excluded),
+            "method": batch["method"], "gate": batch["gate"],
+            "gate_metrics": finite_metrics(metrics),
+            "submitted_at": view.created_at.isoformat(), "issued_at": issued_at,
+        }, key)
+    return receipts
+
+
+def issue_for_batch(ws: Workspace, ref: ModelRef, batch: dict[str, Any],
+                    request_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The flow's entry: open the ledger and data repo of the workspace and sign."""
+    return issue_receipts(Ledger.open(ws.ledger_url), DataRepo(ws), ref, batch, request_ids,
+                          batch.get("metrics") or {}, receipt_key(ws))

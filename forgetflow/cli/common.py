@@ -66,7 +66,7 @@ KNOWN_ERRORS = (
     ("forgetflow.pipeline.submission", "SubmissionError"),
     ("forgetflow.adapters.registry", "RegistryError"),
     ("forgetflow.core.triggers", "TriggerError"), ("forgetflow.adapters.stack", "StackError"),
-    ("forgetflow.pipeline.settings", "ParamsError"),
+    ("forgetflow.core.params", "ParamsError"),  # also raised by pipeline.settings
 )
 
 

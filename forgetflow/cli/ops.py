@@ -10,10 +10,15 @@ import typer
 
 from forgetflow.cli.common import JSON, PARAMS, UserInputError, check_stack, emit, say, user_errors
 
+MAX_IDS_FILE_BYTES = 32 << 20  # 100k ids (the request limit) fit many times over
+
 
 def _read_ids(path: Path) -> list[str]:
     if not path.exists():
         raise FileNotFoundError(f"ids file {path} does not exist")
+    if path.is_file() and path.stat().st_size > MAX_IDS_FILE_BYTES:
+        raise UserInputError(f"--ids-file {path} is {path.stat().st_size} bytes; at most "
+                             f"{MAX_IDS_FILE_BYTES} (split the request)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -21,7 +26,10 @@ def _read_ids(path: Path) -> list[str]:
                              f"{exc.start}); write one sample id per line") from exc
     except OSError as exc:
         raise UserInputError(f"--ids-file {path} cannot be read: {exc.strerror}") from exc
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+    ids = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not ids:
+        raise UserInputError(f"--ids-file {path} holds no sample ids; write one id per line")
+    return ids
 
 
 def submit(kind: str = typer.Option(..., help="samples | subject | class | backdoor"),

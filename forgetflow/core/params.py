@@ -14,6 +14,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ParamsError(ValueError):
+    """params.yaml cannot be read as a mapping of sections."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,5 +158,11 @@ def load_params(path: str | Path | None = None) -> Params:
     if resolved is not None:
         if not resolved.exists():
             raise FileNotFoundError(f"params file {resolved} does not exist")
-        raw = yaml.safe_load(resolved.read_text()) or {}
+        try:
+            raw = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ParamsError(f"params file {resolved} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ParamsError(f"params file {resolved} must be a mapping of sections, got "
+                              f"{type(raw).__name__}")
     return Params.model_validate(raw)

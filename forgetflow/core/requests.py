@@ -6,6 +6,7 @@ selector a kind needs, and what the ledger stores, come from the kind table `cor
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,6 +19,10 @@ if TYPE_CHECKING:  # pulls in torch; the ledger verbs of the CLI must not
 
 Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
 NonNegInt = Annotated[int, Field(ge=0)]
+MAX_IDS = 100_000  # more rows than any built-in dataset's train split: a bigger list is a mistake
+MAX_TEXT = 200  # ids, subjects, keys and model names; longer input would only bloat errors
+# printable text only: control characters (NUL above all) break SQL drivers and terminals
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class TriggerIn(BaseModel):
@@ -47,16 +52,16 @@ class DeletionRequest(BaseModel):
 
     kind: Kind = Field(description="samples: named sample ids · subject: every sample of a data "
                        "owner · class: a whole label · backdoor: samples carrying a trigger")
-    ids: list[str] = Field(default_factory=list,
-                           description="kind=samples: sample ids `<dataset>:<split>:<i>`")
-    subject: str | None = Field(None, description="kind=subject: the data owner's subject id")
+    ids: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
+        default_factory=list, max_length=MAX_IDS,
+        description="kind=samples: sample ids `<dataset>:<split>:<i>`, each once")
+    subject: Text | None = Field(None, description="kind=subject: the data owner's subject id")
     label: int | None = Field(None, ge=0, description="kind=class: the label to forget")
     trigger: TriggerIn | None = Field(None, description="kind=backdoor: the trigger to scan for")
-    idempotency_key: str | None = Field(
-        None, min_length=1, max_length=200,
-        description="Submitting the same key again returns the first request")
-    model_name: str | None = Field(
-        None, min_length=1, description="Registered model to unlearn from (default: params)")
+    idempotency_key: Text | None = Field(
+        None, description="Submitting the same key again returns the first request")
+    model_name: Text | None = Field(
+        None, description="Registered model to unlearn from (default: params)")
 
     @field_validator("ids")
     @classmethod
@@ -66,7 +71,11 @@ class DeletionRequest(BaseModel):
                 parse_sample_id(sample)
             except ManifestError as exc:
                 raise ValueError(str(exc)) from exc
-        return sorted(set(ids))
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+        if twice:
+            raise ValueError(f"{len(twice)} sample id(s) named more than once, e.g. "
+                             f"{', '.join(twice[:3])}: name each sample once")
+        return sorted(ids)
 
     @model_validator(mode="after")
     def _selector_matches_kind(self) -> DeletionRequest:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from forgetflow.core.params import Params, load_params
+from forgetflow.core.params import Params, ParamsError, load_params
 from forgetflow.core.unlearn import create_unlearner
 
-
-class ParamsError(ValueError):
-    """params.yaml names an unknown unlearning method or a config it does not accept."""
+__all__ = ["ParamsError", "check_unlearn", "load_checked"]  # ParamsError lives in core.params
 
 
 def check_unlearn(params: Params) -> None:

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from forgetflow.core.requests import DeletionRequest
 
 
+SELECTOR_FIELD = {"samples": "ids", "subject": "subject", "class": "label",
+                  "backdoor": "trigger"}
+
+
 class SubmissionError(ValueError):
     """A request cannot be accepted against the current data version or registry."""
 
@@ -25,7 +29,7 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
     """Check a request before it is stored; returns how many training samples it names.
     Only kinds that scan pixels pay for loading the images."""
     if not registry.model_exists(model_name):
-        raise SubmissionError(f"no registered model named {model_name!r}")
+        raise SubmissionError(f"model: no registered model named {model_name!r}")
     if not repo.exists():
         raise SubmissionError("no data version yet: run `forgetflow data prepare`")
     head = repo.version()
@@ -40,5 +44,6 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             manifest = repo.manifest(head).without(repo.exclusions(head).ids)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None)
     except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors
-        raise SubmissionError(f"{exc} (data version {head.tag})") from exc
+        field = SELECTOR_FIELD[req.kind]
+        raise SubmissionError(f"{field}: {exc} (data version {head.tag})") from exc
     return len(sel.forget_ids)

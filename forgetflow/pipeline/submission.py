@@ -16,10 +16,6 @@ if TYPE_CHECKING:
     from forgetflow.core.requests import DeletionRequest
 
 
-SELECTOR_FIELD = {"samples": "ids", "subject": "subject", "class": "label",
-                  "backdoor": "trigger"}
-
-
 class SubmissionError(ValueError):
     """A request cannot be accepted against the current data version or registry."""
 
@@ -44,6 +40,6 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             manifest = repo.manifest(head).without(repo.exclusions(head).ids)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None)
     except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors
-        field = SELECTOR_FIELD[req.kind]
+        field = KINDS[req.kind].selector  # the error names the field the user set
         raise SubmissionError(f"{field}: {exc} (data version {head.tag})") from exc
     return len(sel.forget_ids)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast bench bench-quick bench-cli lint format clean repro
+.PHONY: setup system-deps run test test-fast bench bench-quick bench-cli bench-gpu lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -38,6 +38,9 @@ bench: setup  ## every row, 3 seeds, epsilon N=8 on Fashion-MNIST (<= 90 min on 
 
 bench-quick: setup  ## every column, fewer rows and 2 seeds (<= ~20 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=quick FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
+
+bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends to BENCHMARKS.md
+	$(BIN)/python -m forgetflow.bench.gpu
 
 repro: setup  ## dvc repro of dvc.yaml: prepare → train → evaluate of the base model
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro

@@ -38,6 +38,9 @@ class SmallCNN(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
+    def stages(self) -> list[nn.Module]:
+        return [self.features, self.head]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
@@ -80,6 +83,42 @@ class ResNet18(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(self.stem(x))
 
+    def stages(self) -> list[nn.Module]:
+        """stem, the four two-block stages, head (views: the state-dict keys stay put)."""
+        blocks = list(self.layers)
+        return [self.stem, *(nn.Sequential(*blocks[i: i + 2]) for i in range(0, 8, 2)), self.head]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class ResNet8(nn.Module):
+    """CIFAR-style ResNet-8: a 3x3 stem and three stages of one basic block (widths 16/32/64,
+    each stage halving the resolution), global average pooling and one linear layer. The
+    head holds < 1% of the ~78k weights, so, unlike the reference CNN, whatever a model
+    memorises lives in its convolutions; that is the case `dm` must handle on real networks.
+    All three stages stride 2 (28 -> 14 -> 7 -> 4): the stem still sees full resolution, and
+    the block convolutions, which cost the time on a small CPU, run at 14x14 and below."""
+
+    def __init__(self, in_channels: int, num_classes: int, widths: tuple[int, ...] = (16, 32, 64)):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        )
+        cins = (widths[0], *widths[:-1])
+        self.layers = nn.Sequential(*(BasicBlock(c, w, 2) for c, w in zip(cins, widths,
+                                                                           strict=True)))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], num_classes)
+        )
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.stem(x))
+
+    def stages(self) -> list[nn.Module]:
+        return [self.stem, *self.layers, self.head]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
@@ -100,11 +139,25 @@ class Classifier(nn.Module):
     def head(self) -> nn.Module:
         return self.backbone.head
 
+    def stages(self) -> list[nn.Module]:
+        """The network as a chain: forward(x) == stages[-1](...stages[0](normalize(x))).
+        The last stage is the head; everything before it is the feature extractor, split
+        where a method may freeze a prefix and cache its activations (dm's `trainable`)."""
+        return self.backbone.stages()
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (the vector the last linear layer reads), for linear probes."""
+        h = self.embed(x)
+        for layer in list(self.head)[:-1]:
+            h = layer(h)
+        return h.flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.normalize(x))
 
 
-MODEL_NAMES = ("cnn", "resnet18")
+MODEL_NAMES = ("cnn", "resnet8", "resnet18")
 
 
 def build_model(
@@ -114,6 +167,8 @@ def build_model(
     """Construct a model by name; the arguments are exactly what a checkpoint's config stores."""
     if name == "cnn":
         backbone: nn.Module = SmallCNN(in_channels, num_classes, image_size)
+    elif name == "resnet8":
+        backbone = ResNet8(in_channels, num_classes)
     elif name == "resnet18":
         backbone = ResNet18(in_channels, num_classes)
     else:

@@ -44,10 +44,40 @@ def test_resnet18_forward_shape(channels, size):
     assert sum(p.numel() for p in model.parameters()) > 10_000_000  # a real ResNet-18
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [16, 28, 32])
+def test_resnet8_forward_shape_and_a_one_layer_head(channels, size):
+    model = build_model("resnet8", channels, 10, size, *stats(channels)).eval()
+    with torch.no_grad():
+        out = model(torch.rand(2, channels, size, size))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+    total = sum(p.numel() for p in model.parameters())
+    linear = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == 1 and linear[0].in_features == 64
+    head = sum(p.numel() for p in model.head.parameters())
+    assert head / total < 0.02, "the head must be a small share of the weights"
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) >= 7
+
+
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("vgg", 1, 10, 28, *stats(1))
-    assert MODEL_NAMES == ("cnn", "resnet18")
+    assert MODEL_NAMES == ("cnn", "resnet8", "resnet18")
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_stages_chain_to_the_forward_pass_and_features_feed_the_last_layer(name):
+    model = build_model(name, 1, 10, 28, *stats(1)).eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        h = model.normalize(x)
+        for stage in model.stages():
+            h = stage(h)
+        assert torch.allclose(h, model(x), atol=1e-6)
+        feats = model.features(x)
+        last = list(model.head)[-1]
+        assert feats.ndim == 2 and torch.allclose(last(feats), model(x), atol=1e-5)
+    assert model.stages()[-1] is model.head
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -19,8 +19,16 @@ from forgetflow.core.models import Classifier
 from forgetflow.core.progress import progress_bar
 from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
+from forgetflow.core.unlearn.common import amp, resolve_config
 from forgetflow.core.unlearn.dm_reference import MatchTargets, build_targets, stop_statistic
 from forgetflow.core.unlearn.dm_streams import Encoder, Streams, build_streams
+from forgetflow.core.unlearn.dm_trainable import (
+    Split,
+    check_trainable,
+    first_trainable_stage,
+    release,
+    trainable_copy,
+)
 
 
 @dataclass
@@ -38,14 +46,13 @@ class DMConfig:
     stamped_anchor_weight: float = 1.0
     check_every: int = 20
     probe_size: int = 2048
-    stop_margin: float = 0.015
+    stop_z: float = 1.0
     min_agreement: float = 0.97
     warmup_steps: int = 10
-    trainable: str = "head"
+    trainable: str = "auto"
+    bn_affine: bool = True
     replay_pool: int = 8192
     anchor_pool: int = 4096
-    class_forget_acc: float = 0.005
-    backdoor_asr: float = 0.02
 
 
 @register_unlearner("dm")
@@ -58,27 +65,25 @@ class DistributionMatching(Unlearner):
         if unknown:
             raise ValueError(f"unknown dm option(s) {sorted(unknown)}; known: {sorted(known)}")
         super().__init__(**cfg)
-        self.config = DMConfig(**cfg)  # type: ignore[arg-type]
-        if self.config.trainable not in ("head", "all"):
-            raise ValueError(f"trainable must be 'head' or 'all', got {self.config.trainable!r}")
+        self.config = resolve_config(DMConfig, cfg)
+        check_trainable(self.config.trainable)
         self.report: dict = {}
 
     def unlearn(self, task: UnlearnTask) -> Classifier:
         configure_threads()
         cfg, device = self.config, pick_device()
         started = time.perf_counter()
-        head_only = cfg.trainable == "head"
         original = copy.deepcopy(task.model).to(device).eval()
-        encoder = Encoder(original, head_only, device)
-        original_net = original.head if head_only else original
+        start = first_trainable_stage(original, cfg.trainable)
+        frozen = Split(original, start)
+        encoder = Encoder(frozen.prefix, device)
         anchor = _anchor_set(task)
-        streams = build_streams(task, encoder, original_net, anchor, cfg.replay_pool,
+        streams = build_streams(task, encoder, frozen.suffix, anchor, cfg.replay_pool,
                                 cfg.anchor_pool, device)
-        targets = build_targets(task, encoder, original_net, streams, device)
-        net = copy.deepcopy(original_net).train()
-        for p in net.parameters():
-            p.requires_grad_(True)
-        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        targets = build_targets(task, encoder, frozen.suffix, streams, device)
+        work = trainable_copy(original, start, cfg.bn_affine)
+        net = work.suffix  # eval mode throughout: BN statistics stay the original's
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         gen = torch.Generator().manual_seed(task.seed)
@@ -89,7 +94,8 @@ class DistributionMatching(Unlearner):
         bar = progress_bar(cfg.max_steps, f"unlearn dm ({task.scenario})")
         for steps in range(1, cfg.max_steps + 1):
             bar.update(1)
-            loss = self._step_loss(net, streams, targets, gen, device)
+            with amp(device):
+                loss = self._step_loss(net, streams, targets, gen, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -102,26 +108,22 @@ class DistributionMatching(Unlearner):
                     stopped = "matched"
                     break
         bar.close()
-        model = task.fresh_copy()
-        if head_only:
-            model.head.load_state_dict(net.state_dict())
-        else:
-            model.load_state_dict(net.state_dict())
         self.report = {"steps": steps, "stop": stopped, "stop_statistic": statistic,
                        "anchor_agreement": agreement, "trace": trace,
+                       "first_trainable_stage": start, "trainable_share": work.share(),
                        "setup_seconds": setup_seconds, "temperature": targets.temperature,
                        "seconds": time.perf_counter() - started, **asdict(cfg)}
-        return model.cpu()
+        return release(work.model)
 
     def _step_loss(self, net: torch.nn.Module, streams: Streams, targets: MatchTargets,
                    gen: torch.Generator, device: torch.device) -> torch.Tensor:
         """match(forget) + λ_r CE(replay) + λ_u KL(original || current) on the anchor."""
         cfg = self.config
         fi = _draw(len(streams.forget), cfg.batch_size, gen)
-        forget_logits = net(streams.forget.input(fi, device))
+        forget_logits = net(streams.forget.input(fi, device)).float()
         loss = cfg.match_weight * targets.match_loss(forget_logits, fi.to(device))
         ri = _draw(len(streams.replay), cfg.utility_batch_size, gen)
-        replay_logits = net(streams.replay.input(ri, device))
+        replay_logits = net(streams.replay.input(ri, device)).float()
         loss = loss + cfg.replay_weight * F.cross_entropy(replay_logits,
                                                           streams.replay.y[ri].to(device))
         ui = _draw(len(streams.anchor), cfg.utility_batch_size, gen)
@@ -131,7 +133,7 @@ class DistributionMatching(Unlearner):
             pools.append((streams.anchor_stamped, cfg.stamped_anchor_weight))
         for pool, weight in pools:
             if weight:
-                logp = F.log_softmax(net(pool.input(ui, device)), 1)
+                logp = F.log_softmax(net(pool.input(ui, device)).float(), 1)
                 loss = loss + weight * F.kl_div(logp, ref, reduction="batchmean")
         return loss
 

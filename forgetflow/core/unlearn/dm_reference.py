@@ -119,34 +119,50 @@ def build_targets(task: UnlearnTask, encoder: Encoder, original_net: torch.nn.Mo
                         temperature=temperature)
 
 
+def excess_z(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """One-sided two-proportion z statistic of rate a above rate b (pooled variance): how many
+    standard errors the forget set's rate exceeds the reference's. 0 when both are 0 or 1."""
+    if n_a == 0 or n_b == 0:
+        return 0.0
+    pooled = (hits_a + hits_b) / (n_a + n_b)
+    se = (pooled * (1 - pooled) * (1 / n_a + 1 / n_b)) ** 0.5
+    return 0.0 if se == 0 else (hits_a / n_a - hits_b / n_b) / se
+
+
+def _count(mask: torch.Tensor) -> tuple[int, int]:
+    return int(mask.sum()), int(mask.numel())
+
+
 @torch.no_grad()
 def stop_statistic(net: torch.nn.Module, task: UnlearnTask, streams: Streams,
                    probe: torch.Tensor, cfg, device: torch.device) -> tuple[float, float, bool]:
-    """The stopping test: is the forget probe indistinguishable from unseen data, while the
-    model still agrees with the original on unseen data (utility restored by replay)?
-    Returns (forget statistic, agreement, done)."""
+    """The stopping test (docs/method.md §5): does the forget probe behave like the reference
+    third-party samples, scored by the *current* model, up to `stop_z` standard errors, while
+    the model still agrees with the original on them (utility restored by replay)?
+    Returns (z statistic, agreement, done)."""
     logits_f = logits_of(net, streams.forget, device, probe)
     y_f = streams.forget.y[probe]
     rows = torch.arange(min(len(streams.anchor), cfg.probe_size))
     logits_u = logits_of(net, streams.anchor, device, rows)
+    y_u = streams.anchor.y[rows]
+    pred_f, pred_u = logits_f.argmax(1), logits_u.argmax(1)
     ref_pred = streams.anchor_ref[rows].argmax(1)
     keep = ref_pred != task.forget_class if task.scenario == "class" else slice(None)
-    agreement = float((logits_u.argmax(1) == ref_pred)[keep].float().mean())
+    agreement = float((pred_u == ref_pred)[keep].float().mean())
     if task.scenario == "samples":
         # Memorisation shows in the tail (samples unseen data gets wrong), which a rank test
         # over the whole phi distribution barely sees: compare the error rates directly.
-        acc_f = float((logits_f.argmax(1) == y_f).float().mean())
-        acc_u = float((logits_u.argmax(1) == streams.anchor.y[rows]).float().mean())
-        statistic = acc_f - acc_u
-        matched = statistic <= cfg.stop_margin
+        z = excess_z(*_count(pred_f == y_f), *_count(pred_u == y_u))
     elif task.scenario == "class":
-        statistic = float((logits_f.argmax(1) == y_f).float().mean())
-        matched = statistic <= cfg.class_forget_acc
+        # forgotten = predicted k no more often than unseen samples of other classes are
+        k = task.forget_class
+        z = excess_z(*_count(pred_f == k), *_count(pred_u[y_u != k] == k))
     else:
-        target = task.trigger.target
-        clean_rows = rows[streams.anchor.y[rows] != target]
-        hits = logits_of(net, streams.anchor_stamped, device, clean_rows).argmax(1) == target
-        acc = float((logits_f.argmax(1) == y_f).float().mean())
-        statistic = max(float(hits.float().mean()), acc)
-        matched = statistic <= cfg.backdoor_asr
-    return statistic, agreement, matched and agreement >= cfg.min_agreement
+        # triggered inputs (stamped unseen, and the forget set) hit the target no more often
+        # than the same unseen images do clean
+        k = task.trigger.target
+        clean = rows[y_u != k]
+        base = _count(pred_u[y_u != k] == k)
+        stamped = logits_of(net, streams.anchor_stamped, device, clean).argmax(1) == k
+        z = max(excess_z(*_count(stamped), *base), excess_z(*_count(pred_f == k), *base))
+    return z, agreement, z <= cfg.stop_z and agreement >= cfg.min_agreement

@@ -1,9 +1,9 @@
 """Input streams of `dm`: what each step draws from, in the space the trainable part reads.
 
-With `trainable="head"` the feature extractor is frozen, so every pool (forget set, a replay
-pool from the retain set, a third-party anchor pool) is encoded exactly once and the loop runs
-on the head alone. With `trainable="all"` the pools stay uint8 images and every step runs the
-whole network. Either way the loop code is the same: `net(stream.input(idx))`.
+dm freezes a prefix of the network (dm_trainable.py), so every pool (forget set, a replay pool
+from the retain set, a third-party anchor pool) is pushed through that prefix exactly once and
+the loop runs the trainable suffix alone. When everything trains the pools stay uint8 images.
+Either way the loop code is the same: `net(stream.input(idx))`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from forgetflow.core.data.tensors import ImageSet, to_float
-from forgetflow.core.models import Classifier
 from forgetflow.core.triggers import stamp
 
 CHUNK = 2048
@@ -38,17 +37,18 @@ class Pool:
 
 
 class Encoder:
-    """Maps uint8 images into the trainable part's input space, once."""
+    """Maps uint8 images into the trainable suffix's input space, once: the frozen prefix's
+    activations (eval mode, so exact), or the images themselves when nothing is frozen."""
 
-    def __init__(self, model: Classifier, head_only: bool, device: torch.device) -> None:
-        self.model, self.head_only, self.device = model, head_only, device
+    def __init__(self, prefix: torch.nn.Module | None, device: torch.device) -> None:
+        self.prefix, self.device = prefix, device
 
     @torch.no_grad()
     def pool(self, images: torch.Tensor, labels: torch.Tensor) -> Pool:
-        if not self.head_only:
+        if self.prefix is None:
             return Pool(images, labels, encoded=False)
-        self.model.eval()
-        feats = [self.model.embed(to_float(images[i: i + CHUNK]).to(self.device))
+        self.prefix.eval()
+        feats = [self.prefix(to_float(images[i: i + CHUNK]).to(self.device))
                  for i in range(0, len(images), CHUNK)]
         return Pool(torch.cat(feats), labels, encoded=True)
 

@@ -82,7 +82,7 @@ class DistributionMatching(Unlearner):
                                 cfg.anchor_pool, device)
         targets = build_targets(task, encoder, frozen.suffix, streams, device)
         work = trainable_copy(original, start, cfg.bn_affine)
-        net = work.suffix  # eval mode throughout: BN statistics stay the original's
+        net = work.suffix  # BN running statistics stay the original's (§4)
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
@@ -113,28 +113,29 @@ class DistributionMatching(Unlearner):
                        "first_trainable_stage": start, "trainable_share": work.share(),
                        "setup_seconds": setup_seconds, "temperature": targets.temperature,
                        "seconds": time.perf_counter() - started, **asdict(cfg)}
-        return release(work.model)
+        return release(work)
 
     def _step_loss(self, net: torch.nn.Module, streams: Streams, targets: MatchTargets,
                    gen: torch.Generator, device: torch.device) -> torch.Tensor:
-        """match(forget) + λ_r CE(replay) + λ_u KL(original || current) on the anchor."""
+        """match(forget) + λ_r CE(replay) + λ_u KL(original || current) on the anchor, from
+        one forward pass over the concatenated batch."""
         cfg = self.config
         fi = _draw(len(streams.forget), cfg.batch_size, gen)
-        forget_logits = net(streams.forget.input(fi, device)).float()
-        loss = cfg.match_weight * targets.match_loss(forget_logits, fi.to(device))
         ri = _draw(len(streams.replay), cfg.utility_batch_size, gen)
-        replay_logits = net(streams.replay.input(ri, device)).float()
-        loss = loss + cfg.replay_weight * F.cross_entropy(replay_logits,
-                                                          streams.replay.y[ri].to(device))
         ui = _draw(len(streams.anchor), cfg.utility_batch_size, gen)
-        ref = streams.anchor_ref[ui].to(device)
-        pools = [(streams.anchor, cfg.anchor_weight)]
+        parts = [streams.forget.input(fi, device), streams.replay.input(ri, device),
+                 streams.anchor.input(ui, device)]
+        weights = [cfg.anchor_weight]
         if streams.anchor_stamped is not None:  # triggered unseen must look like clean unseen
-            pools.append((streams.anchor_stamped, cfg.stamped_anchor_weight))
-        for pool, weight in pools:
-            if weight:
-                logp = F.log_softmax(net(pool.input(ui, device)).float(), 1)
-                loss = loss + weight * F.kl_div(logp, ref, reduction="batchmean")
+            parts.append(streams.anchor_stamped.input(ui, device))
+            weights.append(cfg.stamped_anchor_weight)
+        logits = net(torch.cat(parts)).float().split([len(x) for x in parts])
+        loss = cfg.match_weight * targets.match_loss(logits[0], fi.to(device))
+        loss = loss + cfg.replay_weight * F.cross_entropy(logits[1],
+                                                          streams.replay.y[ri].to(device))
+        ref = streams.anchor_ref[ui].to(device)
+        for out, weight in zip(logits[2:], weights, strict=True):
+            loss = loss + weight * F.kl_div(F.log_softmax(out, 1), ref, reduction="batchmean")
         return loss
 
 

@@ -77,8 +77,9 @@ class Split:
 
 
 def trainable_copy(original: Classifier, start: int, bn_affine: bool = True) -> Split:
-    """A working copy of the original whose suffix alone requires gradients, BN in eval mode
-    (with `bn_affine` False, BN's scale and shift stay the original's too)."""
+    """A working copy of the original whose suffix alone requires gradients, BN in eval mode:
+    its running statistics normalise training steps too and never move (with `bn_affine`
+    False, BN's scale and shift stay the original's as well)."""
     work = copy.deepcopy(original).eval()
     for p in work.parameters():
         p.requires_grad_(False)
@@ -90,8 +91,9 @@ def trainable_copy(original: Classifier, start: int, bn_affine: bool = True) -> 
     return split
 
 
-def release(model: Classifier) -> Classifier:
-    """The result as callers expect it: every parameter trainable again, on the CPU."""
+def release(split: Split) -> Classifier:
+    """The result as callers expect it: every parameter trainable again, eval mode, CPU."""
+    model = split.model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
     return model.cpu()

@@ -1,5 +1,6 @@
 """`make bench-gpu`: ResNet-18 and ResNet-8 on a CUDA device (bf16 autocast, channels_last),
-one seed, class and random-10% requests: original, Retrain and `dm`, appended to BENCHMARKS.md
+one seed, class and random-10% requests: original, Retrain and `dm` (methods see the reference
+part of the third-party pool, evaluation the holdout), appended to BENCHMARKS.md
 with the device, date and commit. Refuses to run (exit 2) without CUDA: a CPU fallback would
 take hours on ResNet-18 and record numbers that mean nothing for the GPU path."""
 
@@ -24,7 +25,7 @@ from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 MODELS = {"resnet18": 12, "resnet8": 12}  # model -> epochs of the reference recipe
 SEED = 0
 COLUMNS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
-           "seconds", "avg_gap", "speedup")
+           "relearn_acc", "probe_acc", "seconds", "avg_gap", "speedup")
 
 
 def _commit() -> str:
@@ -64,17 +65,17 @@ def run_model(name: str, epochs: int) -> tuple[list[str], str]:
     random_mask[rng.choice(len(labels), len(labels) // 10, replace=False)] = True
     for scenario, mask, k in (("class", labels == 0, 0), ("samples", random_mask, None)):
         forget, retain = bundle.train.where(mask), bundle.train.where(~mask)
-        data = EvalData(forget, retain, bundle.test, bundle.third_party, scenario, k)
+        data = EvalData(forget, retain, bundle.test, bundle.evaluation_pool, scenario, k)
         t0 = time.perf_counter()
         retrain, _ = train_model(retain, spec, recipe, progress=False)
         rows = [{"method": "retrain", "seconds": time.perf_counter() - t0,
-                 **evaluate(retrain, data, SEED)}]
+                 **evaluate(retrain, data, SEED, depth=True)}]
         task = UnlearnTask(original, spec, recipe, forget, retain, bundle.third_party,
                            scenario, k, seed=SEED)
         t0 = time.perf_counter()
         unlearned = create_unlearner("dm")(task)
         rows.append({"method": "dm", "seconds": time.perf_counter() - t0,
-                     **evaluate(unlearned, data, SEED)})
+                     **evaluate(unlearned, data, SEED, depth=True)})
         for row in rows:
             row["avg_gap"] = avg_gap(row, rows[0])
             row["speedup"] = rows[0]["seconds"] / row["seconds"]

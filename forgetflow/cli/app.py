@@ -10,7 +10,7 @@ import typer
 
 from forgetflow.cli import ops as cli_ops
 from forgetflow.cli.bench import register_bench
-from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, user_errors
+from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, set_nproc, user_errors
 from forgetflow.cli.receipt import receipt_app
 from forgetflow.cli.report import report
 from forgetflow.cli.status import status
@@ -87,9 +87,12 @@ def data_gc() -> None:
 @app.command("train")
 def train(epochs: int = typer.Option(None, help="override params train.epochs"),
           source: str = typer.Option(None, help="override params data.source"),
+          nproc: int = typer.Option(1, min=1, help="training processes (torchrun + DDP; "
+                                    "gloo on CPU, NCCL on CUDA)"),
           params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Flow `train`: prepare data, train, register the base model, alias it champion."""
     with user_errors():
+        set_nproc(nproc)
         check_stack()
         from flows.train import train_flow
 

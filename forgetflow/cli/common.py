@@ -40,6 +40,13 @@ def check_stack(s3: bool = True) -> None:
     check(Workspace.from_env(), s3=s3)
 
 
+def set_nproc(nproc: int) -> None:
+    """`--nproc N`: every training in this command (base model, Retrain) runs on N torchrun
+    processes; ranks never log or register, this process does."""
+    if nproc > 1:
+        os.environ["FORGETFLOW_NPROC"] = str(nproc)
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

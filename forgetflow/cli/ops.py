@@ -8,7 +8,16 @@ from typing import Any
 
 import typer
 
-from forgetflow.cli.common import JSON, PARAMS, UserInputError, check_stack, emit, say, user_errors
+from forgetflow.cli.common import (
+    JSON,
+    PARAMS,
+    UserInputError,
+    check_stack,
+    emit,
+    say,
+    set_nproc,
+    user_errors,
+)
 
 MAX_IDS_FILE_BYTES = 32 << 20  # 100k ids (the request limit) fit many times over
 
@@ -98,10 +107,13 @@ def show(request_id: int = typer.Argument(..., help="request id"), as_json: bool
 
 
 def process(model: str = typer.Option(None, help="registered model (default: params)"),
+            nproc: int = typer.Option(1, min=1, help="processes for Retrain when the gate "
+                                      "escalates to it (torchrun + DDP)"),
             params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Flow `process_deletions`: all pending requests as one batch."""
     with user_errors():
         check_stack()
+        set_nproc(nproc)
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.registry import Registry, RegistryError
         from forgetflow.adapters.workspace import Workspace

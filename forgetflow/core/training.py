@@ -87,9 +87,19 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[tor
 def train_model(
     data: ImageSet, spec: ModelSpec, cfg: TrainConfig, progress: bool = True
 ) -> tuple[Classifier, dict[str, float]]:
-    """Train from scratch: Adam + one-cycle schedule, deterministic given cfg.seed."""
+    """Train from scratch: Adam + one-cycle schedule, deterministic given cfg.seed.
+
+    With FORGETFLOW_NPROC=N > 1 the same recipe runs on N torchrun processes (DDP): every rank
+    walks the same seeded batch order and takes a strided share of each batch, and the loss is
+    scaled so DDP's averaged gradient is the full batch's mean gradient (forgetflow.core.ddp).
+    """
     if len(data) == 0:
         raise ValueError("cannot train on an empty training set")
+    from forgetflow.core import ddp
+
+    if ddp.requested_nproc() > 1 and not ddp.in_group():
+        return ddp.train_distributed(data, spec, cfg, ddp.requested_nproc())
+    rank, world = ddp.rank_and_world()
     configure_threads()
     seed_everything(cfg.seed)
     device = pick_device()
@@ -97,33 +107,38 @@ def train_model(
     use_amp = device.type == "cuda"
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
+    net = ddp.wrap(model) if world > 1 else model
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * ((len(data) + cfg.batch_size - 1) // cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     images, labels = data.images, data.labels
-    bar = tqdm(total=steps, desc="train", disable=not (progress and progress_enabled()),
-               leave=False, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=steps, desc="train", leave=False, file=sys.stderr, dynamic_ncols=True,
+               disable=not (progress and progress_enabled()) or rank > 0)
     loss_sum, seen, correct = 0.0, 0, 0
     for epoch in range(cfg.epochs):
         loss_sum, seen, correct = 0.0, 0, 0
         model.train()
-        for idx in batches(len(data), cfg.batch_size, gen):
+        for batch in batches(len(data), cfg.batch_size, gen):
+            idx = batch[rank::world]  # this rank's share of the global batch
             x = to_float(images[idx]).to(device, non_blocking=True)
             y = labels[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=use_amp, dtype=torch.bfloat16):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
+                logits = net(x)
+                loss = (F.cross_entropy(logits, y) if world == 1 else
+                        F.cross_entropy(logits, y, reduction="sum") * world / len(batch))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_sum += float(loss.detach()) * (len(y) if world == 1 else len(batch) / world)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.3f}")
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / max(seen, 1):.3f}")
     bar.close()
+    if world > 1:
+        loss_sum, seen, correct = ddp.sum_over_ranks(loss_sum, seen, correct)
     model.eval()
     return model.cpu(), {"train_loss": loss_sum / seen, "train_acc_running": correct / seen}
 

@@ -144,6 +144,7 @@ class Registry:
         from forgetflow.adapters.mlflow_model import load_model
         from forgetflow.core.training import ModelSpec, TrainConfig
 
+        self._use_globally()  # MLflow resolves `models:/` through its global registry URI
         loaded = load_model(f"models:/{ref.name}/{ref.version}", ref.tag(MODEL_SHA_TAG),
                             self.uri)
         params = self.client.get_run(ref.run_id).data.params

@@ -42,6 +42,9 @@ bench-quick: setup  ## every column, fewer rows and 2 seeds (<= ~20 min on 2 cor
 bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends to BENCHMARKS.md
 	$(BIN)/python -m forgetflow.bench.gpu
 
+bench-cli: setup  ## wall seconds of the ledger verbs (fresh processes); BENCHMARKS.md section
+	$(BIN)/python -m forgetflow.bench.cli_latency
+
 repro: setup  ## dvc repro of dvc.yaml: prepare → train → evaluate of the base model
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 

@@ -18,6 +18,7 @@ from forgetflow.bench.aggregate import METRICS, format_table, pareto, pass_count
 from forgetflow.bench.harness import BenchConfig
 from forgetflow.bench.run import run_scenario, serial_map
 from forgetflow.bench.text import PREAMBLE, noise_floor_table
+from forgetflow.report.bench_plot import bench_extras
 
 OUT_DIR = Path("bench-results")
 PAPER = "finetune,neggrad_plus,random_label,l1_sparse,salun,scrub,scrub_rewind"
@@ -127,6 +128,7 @@ def main() -> None:
         f"- scenarios one after another; inside a scenario {workers} worker process(es) map the "
         f"jobs, {threads} torch thread(s) each, so every method and Retrain is timed under the "
         "same load\n\n" + PREAMBLE + "\n\n" + "\n\n".join(sections) + "\n"
+        + bench_extras(OUT_DIR)
     )
     Path("BENCHMARKS.md").write_text(text)
     print("wrote BENCHMARKS.md", file=sys.stderr)

@@ -115,6 +115,26 @@ def load_model(model_uri: str, expected_sha256: str | None = None,
 
     uri = tracking_uri or (mlflow.get_tracking_uri() if is_tracking_uri_set()
                            else Workspace.from_env().mlflow_tracking_uri)
-    local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=uri,
-                                                registry_uri=uri)
-    return read_model_dir(local, expected_sha256).model
+    return read_model_dir(download(model_uri, uri), expected_sha256).model
+
+
+def download(model_uri: str, uri: str) -> str:
+    """A local copy of the model directory. `models:/` URIs are resolved to their storage
+    location through a client bound to `uri` (MLflow's own resolution reads its process-wide
+    registry URI and ignores the one passed in), so no global setting is touched."""
+    import mlflow
+    import mlflow.artifacts
+
+    if model_uri.startswith("models:/"):
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        rest = model_uri[len("models:/"):].rstrip("/")
+        if "@" in rest:
+            name, alias = rest.split("@", 1)
+            model_uri = client.get_model_version_download_uri(
+                name, client.get_model_version_by_alias(name, alias).version)
+        elif "/" in rest:
+            name, version = rest.split("/", 1)
+            model_uri = client.get_model_version_download_uri(name, version)
+        else:  # an MLflow 3 logged-model id (m-…)
+            model_uri = client.get_logged_model(rest).artifact_location
+    return mlflow.artifacts.download_artifacts(artifact_uri=model_uri, tracking_uri=uri)

@@ -144,7 +144,6 @@ class Registry:
         from forgetflow.adapters.mlflow_model import load_model
         from forgetflow.core.training import ModelSpec, TrainConfig
 
-        self._use_globally()  # MLflow resolves `models:/` through its global registry URI
         loaded = load_model(f"models:/{ref.name}/{ref.version}", ref.tag(MODEL_SHA_TAG),
                             self.uri)
         params = self.client.get_run(ref.run_id).data.params
@@ -155,15 +154,12 @@ class Registry:
     def model_sha256(self, ref: ModelRef) -> str:
         """sha256 of the stored weights file, read back from the artifact store (what the
         tag and a receipt should both name)."""
-        import mlflow.artifacts
         from mlflow.models import Model
 
-        from forgetflow.adapters.mlflow_model import FLAVOR
+        from forgetflow.adapters.mlflow_model import FLAVOR, download
         from forgetflow.core.modelfile import file_sha256
 
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{ref.name}/{ref.version}", tracking_uri=self.uri,
-            registry_uri=self.uri)
+        local = download(f"models:/{ref.name}/{ref.version}", self.uri)
         conf = Model.load(f"{local}/MLmodel").flavors.get(FLAVOR) or {}
         return file_sha256(f"{local}/{conf.get('weights', 'missing')}") if conf else ""
 

@@ -107,3 +107,20 @@ def test_a_file_swapped_in_from_another_version_fails(trained: dict[str, str]) -
     with pytest.raises(ModelFileError, match="sha256"):
         forgetflow.load_model(f"models:/{NAME}/{version}")
     mlflow.set_tracking_uri(trained["MLFLOW_TRACKING_URI"])
+
+
+def test_forgetflow_load_model_finds_the_workspace_without_mlflow_settings(
+        trained: dict[str, str], tmp_path: Path) -> None:
+    """Only FORGETFLOW_HOME set: `models:/` resolves against the workspace's MLflow, and
+    MLflow's process-wide URIs are left as they were."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    code = ("import forgetflow, mlflow, torch\n"
+            "m = forgetflow.load_model('models:/ff-test@champion')\n"
+            "from mlflow.tracking._tracking_service.utils import is_tracking_uri_set\n"
+            "print(type(m).__name__, tuple(m(torch.rand(2, 1, 16, 16)).shape), "
+            "is_tracking_uri_set())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[0] == "Classifier (2, 10) False"

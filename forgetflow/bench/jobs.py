@@ -154,6 +154,7 @@ def _epsilon_model(job: Job, setup: SeedSetup) -> dict:
             return {"label": job.label or job.method, "k": job.model_index, "error": str(exc)}
     rows = np.random.default_rng(job.seed).permutation(len(retain))[:UTILITY_CAP]
     kept = retain.take(np.sort(rows))
+    log(f"[bench] {job.cfg.scenario} epsilon: {job.label or job.method} model {job.model_index}")
     return {"label": job.label or job.method, "k": job.model_index,
             "phi": logit_confidence(predict_logits(model, forget.images), forget.labels),
             "retain_acc": accuracy(predict_logits(model, kept.images), kept.labels),

@@ -17,7 +17,7 @@ from pathlib import Path
 from forgetflow.bench.aggregate import METRICS, format_table, pareto, pass_counts, summarize
 from forgetflow.bench.harness import BenchConfig
 from forgetflow.bench.run import run_scenario, serial_map
-from forgetflow.bench.text import PREAMBLE, noise_floor_table
+from forgetflow.bench.text import PREAMBLE, noise_floor_table, where_dm_loses
 from forgetflow.report.bench_plot import bench_extras
 
 OUT_DIR = Path("bench-results")
@@ -88,6 +88,8 @@ def section(sc: dict, result: dict) -> str:
              *pass_counts(result, "dm"),
              f"- rows beating dm on both mean seconds and mean avg_gap (Pareto, every row): "
              f"{', '.join(pareto(result, 'dm')) or 'none'}"]
+    parts += ["", "Where dm stands on the depth/privacy metrics (distance to Retrain; rows that "
+              "are closer than dm are listed):", *where_dm_loses(summarize(result))]
     for sanity in ("logit_mask", "identity"):
         if any(r["method"] == sanity for r in result["rows"]):
             parts += ["", f"The same targets for `{sanity}`:", *pass_counts(result, sanity)]

@@ -58,3 +58,52 @@ def noise_floor_table(summary: dict, metrics: tuple[str, ...]) -> str:
         cells.append("–" if a is None or b is None else f"{100 * abs(a[0] - b[0]):.2f}")
     return "| " + " | ".join(metrics) + " |\n|" + "---|" * len(metrics) + "\n| " + \
         " | ".join(cells) + " |"
+
+
+DEPTH = ("relearn_acc", "probe_acc", "epsilon_score", "challenge_score")
+NOT_BASELINES = ("retrain", "retrain_fresh", "identity", "logit_mask", "dm")
+
+
+def _distance(summary: dict, label: str, key: str) -> float | None:
+    """How far a row is from Retrain on `key` (epsilon/challenge: 1 - F, since Retrain's own
+    F is not 1 but the floor row's value)."""
+    stats = summary.get(label, {}).get(key)
+    if stats is None:
+        return None
+    if key in ("epsilon_score", "challenge_score"):
+        return 1.0 - stats[0]
+    gold = summary["retrain"].get(key)
+    return None if gold is None else abs(stats[0] - gold[0])
+
+
+def where_dm_loses(summary: dict) -> list[str]:
+    """Per depth/privacy metric and avg_gap: dm's distance to Retrain next to the noise floor
+    and every baseline row that is closer (computed, not hand-picked)."""
+    lines = []
+    for key in (*DEPTH, "avg_gap"):
+        dm = _distance(summary, "dm", key) if key != "avg_gap" else \
+            (summary.get("dm", {}).get("avg_gap") or (None,))[0]
+        if dm is None:
+            continue
+        floor = _distance(summary, "retrain_fresh", key) if key != "avg_gap" else \
+            (summary.get("retrain_fresh", {}).get("avg_gap") or (None,))[0]
+        closer = []
+        for label, stats in summary.items():
+            if label in NOT_BASELINES:
+                continue
+            d = _distance(summary, label, key) if key != "avg_gap" else \
+                (stats.get("avg_gap") or (None,))[0]
+            if d is not None and d < dm - 0.005:  # closer by more than rounding
+                closer.append(f"{label} ({_fmt(key, d)})")
+        unit = "1 - F" if key in ("epsilon_score", "challenge_score") else \
+            ("points" if key == "avg_gap" else "|Δ| to Retrain")
+        lines.append(f"- {key} ({unit}): dm {_fmt(key, dm)}, noise floor "
+                     f"{'–' if floor is None else _fmt(key, floor)}; closer than dm: "
+                     f"{', '.join(closer) or 'none'}")
+    return lines
+
+
+def _fmt(key: str, value: float) -> str:
+    if key in ("epsilon_score", "challenge_score", "avg_gap"):
+        return f"{value:.2f}"
+    return f"{100 * value:.2f} pt"

@@ -44,3 +44,17 @@ def test_pass_counts_are_per_seed(result: dict) -> None:
 def test_pareto_sees_every_row_including_head_only(result: dict) -> None:
     assert pareto(result, "dm") == ["fast_head"]
     assert pareto(result, "fast_head") == []
+
+
+def test_where_dm_loses_lists_rows_closer_to_retrain(result: dict) -> None:
+    from forgetflow.bench.text import where_dm_loses
+
+    result["rows"].append({**result["rows"][0], "method": "retrain_fresh", "avg_gap": 0.2})
+    for label, f in (("retrain_fresh", 0.8), ("dm", 0.1), ("fast_head", 0.5), ("identity", 0.0)):
+        for r in result["rows"]:
+            if r["method"] == label and r["seed"] == 0:
+                r["epsilon_score"] = f
+    lines = where_dm_loses(summarize(result))
+    eps = next(line for line in lines if line.startswith("- epsilon_score"))
+    assert "dm 0.90" in eps and "noise floor 0.20" in eps and "fast_head (0.50)" in eps
+    assert "identity" not in eps  # sanity rows are never "baselines"

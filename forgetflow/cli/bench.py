@@ -27,7 +27,7 @@ def bench_command(
     epsilon_methods: str = typer.Option(None, help="rows carrying the epsilon score "
                                         "(default: every row)"),
     time_matched: str = typer.Option("", help="methods to rerun at dm's wall-clock"),
-    model: str = typer.Option("cnn", help="cnn | resnet18"),
+    model: str = typer.Option("cnn", help="cnn | resnet8 | resnet18"),
     epochs: int = typer.Option(None, help="override the reference recipe's epochs"),
     train_limit: int = typer.Option(None, help="a seeded random subset of N train samples"),
     cache_dir: Path = typer.Option(Path("bench-cache"), help="original/Retrain model cache"),

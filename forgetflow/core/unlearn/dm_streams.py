@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from forgetflow.core.data.tensors import ImageSet, to_float
+from forgetflow.core.models import Classifier
 from forgetflow.core.triggers import stamp
+from forgetflow.core.unlearn.dm_trainable import Split
 
 CHUNK = 2048
 
@@ -42,6 +44,11 @@ class Encoder:
 
     def __init__(self, prefix: torch.nn.Module | None, device: torch.device) -> None:
         self.prefix, self.device = prefix, device
+
+    @classmethod
+    def for_head(cls, model: Classifier, device: torch.device) -> Encoder:
+        """Everything below the head frozen: pools become the features the head reads."""
+        return cls(Split(model, len(model.stages()) - 1).prefix, device)
 
     @torch.no_grad()
     def pool(self, images: torch.Tensor, labels: torch.Tensor) -> Pool:

@@ -75,7 +75,7 @@ class HeadUnlearner(ConfiguredUnlearner):
         cfg: HeadConfig = self.config
         model, device, gen = setup(task)
         model.eval()
-        encoder = Encoder(model, head_only=True, device=device)
+        encoder = Encoder.for_head(model, device)
         pool = subsample(task.retain, cfg.retain_pool, task.seed)
         retain = encoder.pool(pool.images, pool.labels)
         forget = encoder.pool(task.forget.images, task.forget.labels)

@@ -27,7 +27,7 @@ def deployments(params_file: str | None = None) -> list:
     return [
         process_deletions.to_deployment(
             name="nightly-deletions", cron=params.schedule.cron, parameters=shared,
-            enforce_parameter_schema=True,
+            enforce_parameter_schema=True, concurrency_limit=1,  # one batch at a time
             description="Process every pending deletion request as one batch."),
         request_deletion.to_deployment(
             name="deletion-request", parameters=shared, enforce_parameter_schema=True,

@@ -36,6 +36,24 @@ def forgetflow_bin() -> str:
     return str(Path(sys.executable).parent / "forgetflow")
 
 
+def run_forgetflow(env: dict[str, str], *args: str) -> dict:
+    """`forgetflow ARGS --json` in a child process, as a user's shell runs it."""
+    import json
+
+    proc = subprocess.run([forgetflow_bin(), *args, "--json"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+def run_prefect(env: dict[str, str], *args: str) -> str:
+    """The `prefect` CLI from the repository root (where prefect.yaml files resolve)."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
 @pytest.fixture(scope="session")
 def prefect_pg_server(pg_database_factory,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:

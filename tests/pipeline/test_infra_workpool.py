@@ -5,14 +5,12 @@ and prefect-kubernetes renders each deployment into a Job asking for one NVIDIA 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
-from prefectserver import ROOT, PrefectServer, cli_env
+from prefectserver import PrefectServer, cli_env, run_prefect
 
 pytestmark = pytest.mark.slow
 POOL = "forgetflow-k8s-gpu"
@@ -22,13 +20,6 @@ DEPLOY_ENV = {"FORGETFLOW_IMAGE": "registry.test/forgetflow:gpu",
               "MLFLOW_S3_ENDPOINT_URL": "http://s3:8333",
               "FORGETFLOW_S3_URL": "s3://forgetflow/prod",
               "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}
-
-
-def prefect(env: dict[str, str], *args: str) -> str:
-    proc = subprocess.run([str(Path(sys.executable).parent / "prefect"), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 async def rendered_jobs(api: str) -> dict[str, dict]:
@@ -48,10 +39,10 @@ async def rendered_jobs(api: str) -> dict[str, dict]:
 def test_gpu_work_pool_and_deployments(prefect_pg_server: PrefectServer, tmp_path: Path) -> None:
     env = cli_env({"PREFECT_API_URL": prefect_pg_server.api_url,
                    "PREFECT_HOME": str(tmp_path / "prefect"), **DEPLOY_ENV})
-    prefect(env, "work-pool", "create", POOL, "--type", "kubernetes", "--base-job-template",
+    run_prefect(env, "work-pool", "create", POOL, "--type", "kubernetes", "--base-job-template",
             "infra/k8s/gpu-job-template.json")
-    assert "nvidia.com/gpu" in prefect(env, "work-pool", "inspect", POOL)
-    prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/k8s/prefect.yaml")
+    assert "nvidia.com/gpu" in run_prefect(env, "work-pool", "inspect", POOL)
+    run_prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "infra/k8s/prefect.yaml")
 
     jobs = asyncio.run(rendered_jobs(prefect_pg_server.api_url))
     assert set(jobs) == {"nightly-deletions-gpu", "train-gpu"}

@@ -6,15 +6,13 @@ server and once on SeaweedFS. Everything is then read back with the plain client
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import mlflow
 import psycopg
 import pytest
 import torch
-from prefectserver import PrefectServer, cli_env, forgetflow_bin
+from prefectserver import PrefectServer, cli_env, run_forgetflow
 from s3servers import S3Server
 
 from forgetflow.adapters.datarepo import DataRepo
@@ -26,13 +24,6 @@ pytestmark = pytest.mark.slow
 NAME = "ff-test"
 
 
-def run_cli(env: dict[str, str], *args: str) -> dict:
-    proc = subprocess.run([forgetflow_bin(), *args, "--json"], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout)
-
-
 def test_pipeline_on_postgres_and_s3(s3_server: S3Server, prefect_pg_server: PrefectServer,
                                      pg_database_factory, workspace: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,18 +33,18 @@ def test_pipeline_on_postgres_and_s3(s3_server: S3Server, prefect_pg_server: Pre
                    "PREFECT_API_URL": prefect_pg_server.api_url})
     assert mlflow_url.startswith("postgresql+psycopg://")
 
-    trained = run_cli(env, "train")
+    trained = run_forgetflow(env, "train")
     assert (trained["model_version"], trained["data_version"]) == ("1", "v1")
     repo = DataRepo(Workspace.from_env())
     manifest = repo.manifest(repo.version("v1"))
     subject = str(manifest.subject[(manifest.split == "train") & (manifest.labels != 3)][0])
-    rid_class = run_cli(env, "request", "submit", "--kind", "class", "--label", "3")["id"]
-    rid_subject = run_cli(env, "request", "submit", "--kind", "subject", "--subject",
+    rid_class = run_forgetflow(env, "request", "submit", "--kind", "class", "--label", "3")["id"]
+    rid_subject = run_forgetflow(env, "request", "submit", "--kind", "subject", "--subject",
                           subject)["id"]
-    batch = run_cli(env, "process")
+    batch = run_forgetflow(env, "process")
     assert batch["gate"] == "passed" and batch["request_ids"] == [rid_class, rid_subject]
     assert batch["data_version"] == "v2"
-    assert run_cli(env, "promote")["champion"] == batch["model_version"]
+    assert run_forgetflow(env, "promote")["champion"] == batch["model_version"]
 
     # ledger rows live in PostgreSQL
     ledger = Ledger(ledger_url)

@@ -32,6 +32,7 @@ PROFILES: dict[str, dict] = {
               "time_matched": "finetune,scrub", "epsilon_models": 8, "epsilon_methods": None},
 }
 EPSILON_SCENARIOS = ("class", "random")  # the target: class and random-subset rows
+FULL_TRAIN = 54000  # Fashion-MNIST's train split after the 10% third-party pool
 
 
 def scenarios() -> list[dict]:
@@ -68,6 +69,10 @@ def build_config(sc: dict, profile: dict) -> BenchConfig:
         methods = ",".join(m for m in methods.split(",") if m != "scrub_rewind")
         matched = ",".join(m for m in matched.split(",") if m != "scrub_rewind")
     eps = profile["epsilon_models"] if sc["scenario"] in EPSILON_SCENARIOS else 0
+    if sc["scenario"] == "subject" and profile["train_limit"]:
+        # subjects own 20 rows of all 70k; on a training subset each keeps only a few, so
+        # scale the count to keep the forget set near what 5 subjects hold in the full split
+        sc = {**sc, "subjects": round(sc["subjects"] * FULL_TRAIN / profile["train_limit"])}
     return BenchConfig.build(
         dataset="fashion-mnist", data_root=None, trigger_file=None, methods=methods,
         epochs=None, cache_dir=Path("bench-cache"), seeds=profile["seeds"], model="cnn",

@@ -8,8 +8,9 @@ PREAMBLE = """\
 - data: Fashion-MNIST (Debian files); per seed a seeded split (train / third-party reference /
   third-party holdout / test) and a seeded random subset of the training split of the size in
   the profile (`train_limit`: it keeps `make bench` within its time budget on 2 cores; the
-  full 54k set costs ~5x more per model). Small CNN, reference recipe 12 epochs Adam
-  one-cycle lr 3e-3 batch 128.
+  full 54k set costs ~5x more per model). The subject scenario scales its subject count by
+  54000 / subset size, so its forget set stays near the ~80 rows 5 subjects hold in the full
+  split. Small CNN, reference recipe 12 epochs Adam one-cycle lr 3e-3 batch 128.
 - methods use the third-party **reference** split; third_party_auc and probe_acc read the
   **holdout** split only; MIA non-members are test samples (SalUn protocol).
 - rows: `retrain` (gold), `retrain_fresh` (Retrain with recipe seed + 500: its distance to

@@ -17,7 +17,13 @@ from pathlib import Path
 from forgetflow.bench.aggregate import METRICS, format_table, pareto, pass_counts, summarize
 from forgetflow.bench.harness import BenchConfig
 from forgetflow.bench.run import run_scenario, serial_map
-from forgetflow.bench.text import PREAMBLE, noise_floor_table, where_dm_loses
+from forgetflow.bench.text import (
+    KEEP_MARKER,
+    PREAMBLE,
+    kept_sections,
+    noise_floor_table,
+    where_dm_loses,
+)
 from forgetflow.report.bench_plot import bench_extras
 
 OUT_DIR = Path("bench-results")
@@ -137,7 +143,10 @@ def main() -> None:
         "same load\n\n" + PREAMBLE + "\n\n" + "\n\n".join(sections) + "\n"
         + bench_extras(OUT_DIR)
     )
-    Path("BENCHMARKS.md").write_text(text)
+    old = Path("BENCHMARKS.md").read_text() if Path("BENCHMARKS.md").exists() else ""
+    kept = kept_sections(old)
+    Path("BENCHMARKS.md").write_text(text.rstrip("\n") + f"\n\n{KEEP_MARKER}\n\n" + kept
+                                     + ("\n" if kept else ""))
     print("wrote BENCHMARKS.md", file=sys.stderr)
 
 

@@ -108,3 +108,24 @@ def _fmt(key: str, value: float) -> str:
     if key in ("epsilon_score", "challenge_score", "avg_gap"):
         return f"{value:.2f}"
     return f"{100 * value:.2f} pt"
+
+
+KEEP_MARKER = "<!-- sections below are written by hand; make bench keeps them -->"
+GENERATED_H2 = ("## Protocol", "## Tuning hygiene", "## Time vs avg_gap", "## CLI latency")
+
+
+def kept_sections(old: str) -> str:
+    """The hand-written part of an existing BENCHMARKS.md, which a regeneration must keep:
+    everything after KEEP_MARKER, or (older files) every `## ` section the report does not
+    generate itself."""
+    if KEEP_MARKER in old:
+        return old.split(KEEP_MARKER, 1)[1].strip("\n")
+    sections, current = [], None
+    for line in old.splitlines():
+        if line.startswith("## "):
+            current = None if line.startswith(GENERATED_H2) else [line]
+            if current is not None:
+                sections.append(current)
+        elif current is not None:
+            current.append(line)
+    return "\n\n".join("\n".join(s).strip("\n") for s in sections)

@@ -58,3 +58,13 @@ def test_where_dm_loses_lists_rows_closer_to_retrain(result: dict) -> None:
     eps = next(line for line in lines if line.startswith("- epsilon_score"))
     assert "dm 0.90" in eps and "noise floor 0.20" in eps and "fast_head (0.50)" in eps
     assert "identity" not in eps  # sanity rows are never "baselines"
+
+
+def test_regeneration_keeps_hand_written_sections() -> None:
+    from forgetflow.bench.text import KEEP_MARKER, kept_sections
+
+    old = ("# Benchmarks\n\n### class\n\n| table |\n\n## Time vs avg_gap\n\n![x](y)\n\n"
+           "## Per-batch overhead\n\nmeasured by hand\n\n## CLI latency\n\n| t |\n")
+    kept = kept_sections(old)
+    assert kept == "## Per-batch overhead\n\nmeasured by hand"
+    assert kept_sections(f"generated\n{KEEP_MARKER}\n\n## Mine\n\ntext\n") == "## Mine\n\ntext"

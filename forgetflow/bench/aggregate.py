@@ -85,8 +85,9 @@ def targets(scenario: str, method: dict, gold: dict, identity: dict,
     def m(stats: dict, key: str) -> float:
         return _value(stats, key)
 
-    gap = m(method, "avg_gap")
-    checks = [("avg_gap (pt)", gap, gap <= (1.5 if scenario == "class" else 1.0))]
+    gap, speed = m(method, "avg_gap"), m(method, "speedup")
+    checks = [("avg_gap (pt)", gap, gap <= (1.5 if scenario == "class" else 1.0)),
+              ("speedup (x; means: total Retrain s / total method s)", speed, speed >= 20)]
     if scenario == "class":
         rem = 100 * abs(m(method, "test_acc_remaining") - m(gold, "test_acc_remaining"))
         checks += [("forget_acc", m(method, "forget_acc"), m(method, "forget_acc") <= 0.01),

@@ -119,7 +119,9 @@ def main() -> None:
     configs = [(sc, build_config(sc, profile)) for sc in scenarios()]  # validate all first
     OUT_DIR.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.UTC)
-    sections = []
+    old = Path("BENCHMARKS.md").read_text() if Path("BENCHMARKS.md").exists() else ""
+    kept = kept_sections(old)
+    sections: list[str] = []
     for sc, cfg in configs:  # one scenario after another
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
@@ -129,25 +131,34 @@ def main() -> None:
         (OUT_DIR / f"{sc['scenario']}.json").write_text(json.dumps(result, indent=2))
         sections.append(section(sc, result))
         print(format_table(result), flush=True)
+        # rewritten after every scenario: an interrupted run still leaves honest, labelled
+        # partial results
+        write_report(profile_name, profile, started, workers, threads, sections,
+                     len(configs), kept)
+    print("wrote BENCHMARKS.md", file=sys.stderr)
+
+
+def write_report(profile_name: str, profile: dict, started: dt.datetime, workers: int,
+                 threads: str, sections: list[str], total: int, kept: str) -> None:
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
+    status = "" if len(sections) == total else (
+        f"- **partial: {len(sections)} of {total} scenarios finished** (the run was still going "
+        "or was stopped when this file was written)\n")
     text = (
         "# Benchmarks\n\n"
         f"- command: `make bench{'-quick' if profile_name == 'quick' else ''}` (profile "
         f"{profile_name}: {json.dumps(profile)})\n"
         f"- machine: {machine()}\n- date: {started:%Y-%m-%d %H:%M} UTC, commit {rev}, "
-        f"{minutes:.0f} min wall-clock\n"
+        f"{minutes:.0f} min wall-clock\n" + status +
         f"- scenarios one after another; inside a scenario {workers} worker process(es) map the "
         f"jobs, {threads} torch thread(s) each, so every method and Retrain is timed under the "
         "same load\n\n" + PREAMBLE + "\n\n" + "\n\n".join(sections) + "\n"
         + bench_extras(OUT_DIR)
     )
-    old = Path("BENCHMARKS.md").read_text() if Path("BENCHMARKS.md").exists() else ""
-    kept = kept_sections(old)
     Path("BENCHMARKS.md").write_text(text.rstrip("\n") + f"\n\n{KEEP_MARKER}\n\n" + kept
                                      + ("\n" if kept else ""))
-    print("wrote BENCHMARKS.md", file=sys.stderr)
 
 
 if __name__ == "__main__":

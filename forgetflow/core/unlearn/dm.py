@@ -46,7 +46,7 @@ class DMConfig:
     stamped_anchor_weight: float = 1.0
     check_every: int = 20
     probe_size: int = 2048
-    stop_z: float = 1.0
+    stop_z: float = 0.0
     min_agreement: float = 0.97
     warmup_steps: int = 10
     trainable: str = "auto"

@@ -43,3 +43,23 @@ def test_bad_nproc(digits_bundle: DataBundle, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(ValueError, match="FORGETFLOW_NPROC"):
         train_model(digits_bundle.train.take(np.arange(10)), spec_for(digits_bundle, "cnn"),
                     RECIPE, progress=False)
+
+
+def test_retrain_unlearner_on_two_processes(digits_bundle: DataBundle,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retrain (what escalation falls back to) takes the same DDP path under --nproc."""
+    from forgetflow.core.unlearn import UnlearnTask, create_unlearner
+
+    train = digits_bundle.train.take(np.arange(300))
+    forget_mask = train.labels.numpy() == 1
+    spec = spec_for(digits_bundle, "cnn")
+    recipe = TrainConfig(model="cnn", epochs=1, batch_size=64, lr=3e-3, seed=5)
+    original, _ = train_model(train, spec, recipe, progress=False)
+    task = UnlearnTask(original, spec, recipe, train.where(forget_mask),
+                       train.where(~forget_mask), digits_bundle.third_party, "class", 1)
+    monkeypatch.setenv("FORGETFLOW_NPROC", "1")
+    single = create_unlearner("retrain")(task)
+    monkeypatch.setenv("FORGETFLOW_NPROC", "2")
+    multi = create_unlearner("retrain")(task)
+    for name, weight in single.state_dict().items():
+        assert torch.allclose(weight, multi.state_dict()[name], atol=1e-5), name

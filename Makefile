@@ -36,7 +36,7 @@ test-fast: setup
 bench: setup  ## every row, 3 seeds, epsilon N=8 on Fashion-MNIST (<= 90 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=full FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
-bench-quick: setup  ## every column, fewer rows and 2 seeds (<= ~20 min on 2 cores); rewrites BENCHMARKS.md
+bench-quick: setup  ## every column, fewer rows, 3 seeds (<= ~20 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=quick FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
 bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends to BENCHMARKS.md

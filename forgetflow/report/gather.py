@@ -40,9 +40,11 @@ def _figures(registry: Any, run_id: str) -> list[dict[str, str]]:
 def _gate(ledger: Any, batch_id: str | None) -> dict[str, Any]:
     if not batch_id:
         return {"checks": [], "decisions": [], "status": None}
+    from forgetflow.adapters.ledger import LedgerError
+
     try:
         batch = ledger.batch(batch_id)
-    except Exception:  # noqa: BLE001 (a version registered without a ledger batch)
+    except LedgerError:  # a version registered outside this ledger
         return {"checks": [], "decisions": [], "status": "unknown batch"}
     decisions = batch.get("decisions") or []
     return {"checks": decisions[-1].get("checks", []) if decisions else [],

@@ -49,6 +49,12 @@ def _scores(model: torch.nn.Module, data: ImageSet) -> dict[str, np.ndarray]:
             "loss": per_sample_loss(logits, data.labels), "pred": logits.argmax(1).numpy()}
 
 
+def kept_classes(data: ImageSet, forgotten: list[int]) -> ImageSet:
+    """Rows of the classes the model still predicts (a forgotten class's test rows would
+    show as a step at zero confidence and hide the comparison)."""
+    return data.where(~np.isin(data.labels.numpy(), forgotten)) if forgotten else data
+
+
 def forget_rows(stages: list[Stage]) -> ImageSet:
     """The rows the confidence curves compare with unseen data: those of sample and subject
     requests when the batch has any (a forgotten class or a backdoor has its own figure, and
@@ -63,7 +69,8 @@ def build_batch_figures(parent: torch.nn.Module, model: torch.nn.Module, stages:
                         bundle: DataBundle, forgotten: list[int]) -> dict[str, Figure]:
     """Every figure that applies to this batch, by artifact name (without `.png`)."""
     groups = {"forget": _cap(forget_rows(stages)),
-              "third-party (held-out)": _cap(bundle.third_party), "test": _cap(bundle.test)}
+              "third-party (held-out)": _cap(bundle.third_party),
+              "test": _cap(kept_classes(bundle.test, forgotten))}
     before = {g: _scores(parent, d) for g, d in groups.items()}
     after = {g: _scores(model, d) for g, d in groups.items()}
     out = {

@@ -69,13 +69,16 @@ def _sections(r: dict[str, Any]) -> list[str]:
     m, tags = r["metrics"], r["tags"]
     cards = "".join(
         f'<div class="card">{escape(label)}<b id="{key}">{escape(_fmt(m.get(key)))}</b></div>'
-        for key, label in (("test_acc", "test accuracy"), ("forget_acc", "forget accuracy"),
-                           ("third_party_auc", "third-party AUC"),
+        for key, label in (("test_acc", "test accuracy"),
+                           ("forget_acc", "forget accuracy (all forget rows)"),
+                           ("third_party_auc", "third-party AUC (all forget rows)"),
                            ("mia_efficacy", "MIA efficacy"), ("asr", "ASR")) if key in m)
     out = [f'<div class="cards"><div class="card">gate<b id="gate">'
            f'{escape(tags.get("gate") or "—")}</b></div>{cards}</div>']
     checks = r["gate"]["checks"]
-    out.append("<h2>Gate: metrics against thresholds</h2>")
+    out.append("<h2>Gate: metrics against thresholds</h2><p>The gate reads each stage of a "
+               "batch on its own (a forgotten class, a backdoor, the sample/subject rows); the "
+               "cards above pool every forget row.</p>")
     if checks:
         out.append(_table(["check", "value", "threshold (max)", "verdict", "note"],
                           [[c["check"], c["value"], c["max"], _verdict(c["passed"]),

@@ -19,6 +19,7 @@ from forgetflow.report import figures
 from forgetflow.report.batch_figures import (
     build_batch_figures,
     forget_rows,
+    kept_classes,
     triggered_examples,
 )
 
@@ -64,6 +65,9 @@ def test_curves_compare_sample_rows_not_class_rows(digits_bundle: DataBundle) ->
     stages = stages_of(digits_bundle, TriggerSpec(size=3, target=0))
     assert set(forget_rows(stages).ids.tolist()) == set(stages[2].forget.ids.tolist())
     assert len(forget_rows(stages[:2])) == len(stages[0].forget) + len(stages[1].forget)
+    kept = kept_classes(digits_bundle.test, [3])
+    assert 3 not in set(kept.labels.tolist())
+    assert len(kept) == int((digits_bundle.test.labels != 3).sum())
 
 
 def test_triggered_grid_uses_stamped_test_images_only(digits_bundle: DataBundle) -> None:

@@ -6,8 +6,8 @@ timeout. These are set at import time, before any test module imports torch, MLf
 
 Data: `digits_bundle` (sklearn's bundled digits, always present), `fmnist_raw` (the real
 Fashion-MNIST files) and `tiny_fmnist_bundle` (a few thousand real Fashion-MNIST samples).
-Fashion-MNIST is a hard requirement: CI installs it, so a missing copy FAILS the tests that need
-it with instructions instead of silently skipping them. Prefect/MLflow fixtures live in
+Fashion-MNIST is a hard requirement: `make setup` installs it (as root), so a missing copy
+FAILS the tests that need it with instructions instead of silently skipping them. Prefect/MLflow fixtures live in
 tests/pipeline/conftest.py.
 """
 
@@ -64,7 +64,8 @@ def fmnist_raw() -> RawSource:
     except DataSourceError as exc:
         pytest.fail(
             f"Fashion-MNIST is required by the test suite but could not be loaded: {exc}. "
-            "Install it with `apt-get install dataset-fashion-mnist` (what .ci/run does) or "
+            "Install it with `make setup` (apt-get as root) or `sudo apt-get install "
+            "dataset-fashion-mnist`, or "
             "point FORGETFLOW_FASHION_MNIST at a folder holding the four IDX .gz files.",
             pytrace=False,
         )

@@ -7,8 +7,8 @@ timeout. These are set at import time, before any test module imports torch, MLf
 Data: `digits_bundle` (sklearn's bundled digits, always present), `fmnist_raw` (the real
 Fashion-MNIST files) and `tiny_fmnist_bundle` (a few thousand real Fashion-MNIST samples).
 Fashion-MNIST is a hard requirement: `make setup` installs it (as root), so a missing copy
-FAILS the tests that need it with instructions instead of silently skipping them. Prefect/MLflow fixtures live in
-tests/pipeline/conftest.py.
+FAILS the tests that need it with instructions instead of silently skipping them.
+Prefect/MLflow fixtures live in tests/pipeline/conftest.py.
 """
 
 from __future__ import annotations

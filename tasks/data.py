@@ -39,3 +39,12 @@ def commit_batch_version(parent: DataVersion, manifest: Manifest, drop_ids: np.n
                          request_of: dict[str, str], batch_id: str,
                          request_ids: list[int]) -> DataVersion:
     return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids, manifest)
+
+
+@task(name="find-planning-base", retries=2, retry_delay_seconds=2, **IO)
+def planning_base(batch_id: str) -> str:
+    """The data version a batch plans against: the one before its own commit when a killed
+    run already made that commit (so the plan is the same), else the newest."""
+    repo = _repo()
+    committed = repo.version_of_batch(batch_id)
+    return committed.info["parent"] if committed is not None else repo.version().tag

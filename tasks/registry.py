@@ -21,10 +21,37 @@ def _registry() -> Registry:
 
 
 @task(name="load-parent-model", **RETRY)
-def load_parent(name: str) -> tuple[ModelRef, Classifier, ModelSpec, TrainConfig]:
+def load_parent(name: str, version: str | None = None
+                ) -> tuple[ModelRef, Classifier, ModelSpec, TrainConfig]:
+    """The parent a batch unlearns from; `version`: the one a resumed batch recorded."""
     registry = _registry()
-    ref = parent_of(registry, name)
+    ref = registry.ref(name, version) if version else parent_of(registry, name)
     return (ref, *registry.load(ref))
+
+
+@task(name="find-batch-version", **RETRY)
+def batch_version(name: str, batch_id: str) -> ModelRef | None:
+    """The version this batch already registered (a resumed batch), if any."""
+    return _registry().version_of_batch(name, batch_id)
+
+
+@task(name="register-batch-version", **RETRY)
+def register_batch(name: str, batch_id: str, model: Classifier, spec: ModelSpec,
+                   recipe: TrainConfig, tags: dict[str, str], metrics: dict[str, float | None],
+                   inputs: list[InputRef], params: dict[str, Any]) -> ModelRef:
+    """Exactly one version per batch: an existing one is returned; runs a killed attempt
+    left without a version are deleted before registering."""
+    registry = _registry()
+    existing = registry.version_of_batch(name, batch_id)
+    if existing is not None:
+        return existing
+    registry.discard_runs_of_batch(batch_id)
+    return registry.register(name, model, spec, recipe, tags, metrics, inputs, params)
+
+
+@task(name="version-metrics", **RETRY)
+def metrics_of(ref: ModelRef) -> dict[str, float]:
+    return _registry().metrics(ref)
 
 
 @task(name="register-model", **RETRY)
@@ -37,3 +64,12 @@ def register(name: str, model: Classifier, spec: ModelSpec, recipe: TrainConfig,
 @task(name="set-alias", **RETRY)
 def set_alias(name: str, alias: str, version: str) -> None:
     _registry().set_alias(name, alias, version)
+
+
+@task(name="offer-challenger", **RETRY)
+def offer_challenger(name: str, version: str) -> None:
+    """Point `challenger` at this version unless a newer one holds it (idempotent)."""
+    registry = _registry()
+    current = registry.alias(name, "challenger")
+    if current is None or int(current.version) <= int(version):
+        registry.set_alias(name, "challenger", version)

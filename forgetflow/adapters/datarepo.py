@@ -29,6 +29,7 @@ from filelock import FileLock
 from forgetflow.adapters.stack import ensure_bucket
 from forgetflow.adapters.workspace import S3Settings, Workspace, s3_settings
 from forgetflow.core.data.manifest import Manifest
+from forgetflow.core.faults import fault_point
 
 MANIFEST, EXCLUSIONS, INFO = "manifest.csv", "exclusions.csv", "version.json"
 OVERLAY = "poison/train.npz"
@@ -238,8 +239,10 @@ class DataRepo:
             else:
                 self._drop_overlay()
             (self.path / INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            fault_point("data-files-written")
             with self._dvc() as repo:
                 repo.add([str(self.path / t) for t in targets])
+            fault_point("data-dvc-added")
             for t in targets:  # DVC caches hashes by file stat: never trust a stale one
                 recorded = re.search(r"md5: ([0-9a-f]{32})", (self.path / f"{t}.dvc").read_text())
                 if not recorded or recorded.group(1) != _md5(self.path / t):
@@ -249,13 +252,47 @@ class DataRepo:
             _git(self.path, "rm", "-r", "-q", "--cached", ".")
             _git(self.path, "add", "-A")
             _git(self.path, "commit", "-q", "-m", message)
+            fault_point("data-git-committed")
             _git(self.path, "tag", "-a", tag, "-m", message)
+            fault_point("data-tagged")
         except Exception:
             self._restore()
             raise
+        self.push()
+        fault_point("data-pushed")
+        return self.version(tag)
+
+    def push(self) -> None:
+        """Upload the checked-out version's files to the DVC remote (a no-op when there)."""
         with self._dvc() as repo:
             repo.push()
-        return self.version(tag)
+
+    def version_of_batch(self, batch_id: str) -> DataVersion | None:
+        """The version a deletion batch committed, if it got that far (tag messages start
+        with `batch <id>:`): what makes a rerun of the batch commit nothing twice."""
+        if not (self.path / ".git").is_dir():
+            return None
+        out = _git(self.path, "for-each-ref", "refs/tags/v*",
+                   "--format=%(refname:short) %(contents:subject)")
+        for line in out.splitlines():
+            tag, _, subject = line.partition(" ")
+            if subject.startswith(f"batch {batch_id}:"):
+                return self.version(tag)
+        return None
+
+    def recover(self) -> None:
+        """Undo what a writer killed mid-commit left behind (files written, a commit without
+        its tag): back to the newest tagged version. Callers hold `locked()`."""
+        tags = self.tags()
+        if not tags:
+            return
+        tagged = _git(self.path, "rev-list", "-n", "1", tags[-1])
+        dirty = _git(self.path, "status", "--porcelain")
+        if _git(self.path, "rev-parse", "HEAD") != tagged or dirty:
+            _git(self.path, "reset", "-q", "--hard", tagged)
+            _git(self.path, "clean", "-q", "-fd")
+            with self._dvc() as repo:
+                repo.checkout(force=True)
 
     def _drop_overlay(self) -> None:
         for p in (self.path / OVERLAY, self.path / f"{OVERLAY}.dvc"):

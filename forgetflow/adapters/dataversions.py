@@ -110,8 +110,14 @@ def drop_version(repo: DataRepo, parent: DataVersion, drop_ids: np.ndarray,
                  request_of: Mapping[str, str], batch_id: str, request_ids: list[int],
                  manifest: Manifest | None = None) -> DataVersion:
     """The batch's new version: parent's manifest without `drop_ids`, exclusions extended.
+    Idempotent per batch id: a rerun returns the version the batch already committed.
     `manifest`: the parent's manifest when the caller already holds it (saves a re-read)."""
     with repo.locked():
+        repo.recover()
+        done = repo.version_of_batch(batch_id)
+        if done is not None:  # a rerun of a batch that committed before it died
+            repo.push()
+            return done
         head = repo.version()
         if head.tag != parent.tag:
             raise DataRepoError(f"data registry moved to {head.tag} while the batch ran on "

@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from forgetflow.adapters.ledger_batches import BatchBusy, BatchLedger, OpenBatch
 from forgetflow.adapters.ledger_schema import (
     TRANSITIONS,
     BatchRow,
+    LedgerError,
     RequestRow,
     RequestSampleRow,
     utcnow,
@@ -32,10 +34,7 @@ if TYPE_CHECKING:
     from forgetflow.core.requests import DeletionRequest
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-class LedgerError(ValueError):
-    """A request id is unknown, or a status change is not allowed."""
+__all__ = ["BatchBusy", "Ledger", "LedgerError", "OpenBatch", "RequestView"]
 
 
 def _aware(moment: datetime) -> datetime:
@@ -123,7 +122,7 @@ def _sqlite_foreign_keys(engine: Engine) -> None:
             dbapi_conn.execute("PRAGMA busy_timeout=30000")
 
 
-class Ledger:
+class Ledger(BatchLedger):
     """Requests and batches. Every method is one transaction. `Ledger.open(url)` shares one
     instance (engine, migrations done) per URL and process."""
 
@@ -207,44 +206,6 @@ class Ledger:
                      .order_by(RequestSampleRow.sample_id))
             return list(s.scalars(query))
 
-    def claim_pending(self, model_name: str, batch_id: str) -> list[RequestView]:
-        """Open a batch and move every pending request of this model into it, atomically."""
-        with self._session.begin() as s:
-            ids = list(s.scalars(select(RequestRow.id).where(
-                RequestRow.status == "pending", RequestRow.model_name == model_name
-            ).order_by(RequestRow.id)))
-            if not ids:
-                return []
-            s.add(BatchRow(id=batch_id, model_name=model_name, request_ids=ids))
-            s.flush()
-            done = s.execute(update(RequestRow).where(
-                RequestRow.id.in_(ids), RequestRow.status == "pending"
-            ).values(status="processing", batch_id=batch_id, updated_at=utcnow()))
-            if done.rowcount != len(ids):
-                raise LedgerError("pending requests changed while claiming; retry")
-        return [self.get(i) for i in ids]
-
-    def fail_stale(self, model_name: str, older_than: timedelta) -> list[int]:
-        """Close batches left `processing` by a crashed run (older than `older_than`): their
-        requests become `failed`. Rows such a batch already dropped from the data are still
-        unlearned by the next batch, which forgets everything its parent's data had."""
-        cutoff = utcnow() - older_than
-        with self._session.begin() as s:
-            stale = list(s.scalars(select(BatchRow).where(
-                BatchRow.model_name == model_name, BatchRow.status == "processing")))
-            stale = [b for b in stale if _aware(b.created_at) < cutoff]
-            failed: list[int] = []
-            for batch in stale:
-                batch.status, batch.error = "failed", "interrupted (no result recorded)"
-                batch.finished_at = utcnow()
-                rows = s.scalars(select(RequestRow).where(RequestRow.batch_id == batch.id,
-                                                          RequestRow.status == "processing"))
-                for row in rows:
-                    row.status, row.completed_at = "failed", utcnow()
-                    row.reason = f"batch {batch.id} was interrupted; resubmit if needed"
-                    failed.append(row.id)
-        return failed
-
     def transition(self, request_ids: Iterable[int], status: str, reason: str | None = None,
                    model_version: str | None = None,
                    receipts: dict[int, dict[str, Any]] | None = None) -> None:
@@ -261,59 +222,6 @@ class Ledger:
                     row.receipt = receipts[rid]
                 if status in ("done", "rejected", "failed"):
                     row.completed_at = utcnow()
-
-    def fail_batch(self, batch_id: str, reason: str, **fields: Any) -> list[int]:
-        """Close a batch that errored: its still-open requests become `failed` with `reason`,
-        in the same transaction as the batch row. Returns the failed ids."""
-        return self._close_batch(batch_id, "failed", "failed", reason, None, None,
-                                 {"error": reason, **fields})
-
-    def finish_batch(self, batch_id: str, status: str, request_status: str,
-                     reason: str | None, model_version: str | None,
-                     receipts: dict[int, dict[str, Any]] | None = None,
-                     **fields: Any) -> list[int]:
-        """Record a batch's outcome and move its still-open requests to `request_status`
-        (with receipts when done), all in one transaction. Requests already closed are left
-        alone, so calling it again is a no-op."""
-        return self._close_batch(batch_id, status, request_status, reason, model_version,
-                                 receipts, fields)
-
-    def _close_batch(self, batch_id: str, status: str, request_status: str,
-                     reason: str | None, model_version: str | None,
-                     receipts: dict[int, dict[str, Any]] | None,
-                     fields: dict[str, Any]) -> list[int]:
-        with self._session.begin() as s:
-            batch = s.get(BatchRow, batch_id)
-            if batch is None:
-                raise LedgerError(f"no batch {batch_id}")
-            rows = list(s.scalars(select(RequestRow).where(
-                RequestRow.batch_id == batch_id, RequestRow.status == "processing")))
-            for row in rows:
-                row.status, row.reason, row.completed_at = request_status, reason, utcnow()
-                if model_version is not None:
-                    row.model_version = model_version
-                if receipts and row.id in receipts:
-                    row.receipt = receipts[row.id]
-            if model_version is not None:
-                fields = {**fields, "model_version": model_version}
-            for key, value in {**fields, "status": status, "finished_at": utcnow()}.items():
-                setattr(batch, key, value)
-            return [r.id for r in rows]
-
-    def update_batch(self, batch_id: str, **fields: Any) -> None:
-        with self._session.begin() as s:
-            row = s.get(BatchRow, batch_id)
-            if row is None:
-                raise LedgerError(f"no batch {batch_id}")
-            for key, value in fields.items():
-                setattr(row, key, value)
-
-    def batch(self, batch_id: str) -> dict[str, Any]:
-        with self._session() as s:
-            row = s.get(BatchRow, batch_id)
-            if row is None:
-                raise LedgerError(f"no batch {batch_id}")
-            return {c.name: getattr(row, c.name) for c in BatchRow.__table__.columns}
 
     def last_batch(self, model_name: str | None = None) -> dict[str, Any] | None:
         """The newest batch (of one model), as `batch()` gives it; None before the first."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("pending", "processing", "done", "rejected", "failed")
@@ -15,6 +15,10 @@ TRANSITIONS: dict[str, set[str]] = {
     "processing": {"done", "failed", "rejected"},
     "done": set(), "rejected": set(), "failed": set(),
 }
+
+
+class LedgerError(ValueError):
+    """A request id is unknown, or a status change is not allowed."""
 
 
 def utcnow() -> datetime:
@@ -48,6 +52,9 @@ class RequestRow(Base):
     samples: Mapped[list[RequestSampleRow]] = relationship(
         back_populates="request", cascade="all, delete-orphan", lazy="raise")
 
+    # claiming reads the oldest pending requests of one model
+    __table_args__ = (Index("ix_requests_model_status_id", "model_name", "status", "id"),)
+
 
 class RequestSampleRow(Base):
     """Sample ids of a `samples` request: a child table keeps thousands of ids queryable."""
@@ -78,6 +85,17 @@ class BatchRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # at most one live batch per model: a second claimer fails to insert, so requests
+        # submitted while a batch runs wait for the next one
+        Index("uq_batches_one_processing_per_model", "model_name", unique=True,
+              sqlite_where=text("status = 'processing'"),
+              postgresql_where=text("status = 'processing'")),
+        Index("ix_batches_model_status_lease", "model_name", "status", "lease_expires_at"),
+    )
 
 
 metadata = Base.metadata

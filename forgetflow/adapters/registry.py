@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgetflow.adapters.stack import check_database, ensure_bucket
 from forgetflow.adapters.workspace import Workspace, s3_settings
+from forgetflow.core.faults import fault_point
 
 if TYPE_CHECKING:  # torch and mlflow load on first use: the ledger verbs need neither
     import mlflow
@@ -195,12 +196,34 @@ class Registry:
                              recipe=recipe, validate_serving_input=False)
             sha = info.flavors[mlflow_model.FLAVOR]["sha256"]
             mlflow.set_tag(MODEL_SHA_TAG_FULL, sha)
+            fault_point("registry-run-logged")
         version_tags = {**{TAG + k: v for k, v in tags.items()}, MODEL_SHA_TAG_FULL: sha}
         mv = self.client.create_model_version(name, info.model_uri, run.info.run_id,
                                               tags=version_tags) \
             if self.model_exists(name) else self._first_version(name, info.model_uri, run,
                                                                 version_tags)
+        fault_point("registry-version-created")
         return self.ref(name, str(mv.version))
+
+    def version_of_batch(self, name: str, batch_id: str) -> ModelRef | None:
+        """The version a deletion batch registered, if it got that far: a rerun of the batch
+        registers nothing twice."""
+        found = [r for r in self.versions(name) if r.tag("batch_id") == batch_id]
+        if len(found) > 1:
+            raise RegistryError(f"batch {batch_id} has {len(found)} versions of {name}")
+        return found[0] if found else None
+
+    def discard_runs_of_batch(self, batch_id: str) -> int:
+        """Delete the runs a killed registration of this batch left without a version (they
+        carry its lineage tags but name no model version). Returns how many."""
+        exp = self.client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            return 0
+        runs = self.client.search_runs([exp.experiment_id],
+                                       f"tags.`{TAG}batch_id` = '{batch_id}'")
+        for run in runs:
+            self.client.delete_run(run.info.run_id)
+        return len(runs)
 
     def _first_version(self, name: str, uri: str, run: Any, tags: dict[str, str]) -> Any:
         self.client.create_registered_model(name, description="forgetflow classifier: base "

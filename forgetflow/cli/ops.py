@@ -110,7 +110,8 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             nproc: int = typer.Option(1, min=1, help="processes for Retrain when the gate "
                                       "escalates to it (torchrun + DDP)"),
             params: Path = PARAMS, as_json: bool = JSON) -> None:
-    """Flow `process_deletions`: all pending requests as one batch."""
+    """Flow `process_deletions`: resume a batch whose lease expired, then the pending
+    requests in batches of at most params batch.max_requests."""
     with user_errors():
         check_stack()
         set_nproc(nproc)
@@ -123,7 +124,7 @@ def process(model: str = typer.Option(None, help="registered model (default: par
         name = model or load_checked(params).registry.model_name
         if model and not Registry(ws).model_exists(model):
             raise RegistryError(f"no registered model named {model!r}")
-        if not Ledger.open(ws.ledger_url).list(status="pending", model_name=name):
+        if not Ledger.open(ws.ledger_url).has_work(name):
             say(f"no pending deletion requests for {name}: nothing to do")
             emit({"request_ids": []}, as_json)
             return
@@ -132,12 +133,16 @@ def process(model: str = typer.Option(None, help="registered model (default: par
         result = process_deletions(name, str(params) if params else None)
         keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
                 "gate", "metrics")
-        emit({**{k: result.get(k) for k in keys}, "rejected": result.get("rejected"),
-              "timings": result.get("timings")}, as_json,
-             lambda r: f"batch {r['batch_id']}: requests {r['request_ids']} → "
-                       f"{r['model_name']} v{r['model_version']} (data {r['data_version']}), "
-                       f"gate {r['gate']}")
-        if result.get("gate") == "failed":
+        batches = result.get("batches") or [result]
+        out = {**{k: result.get(k) for k in keys}, "rejected": result.get("rejected"),
+               "timings": result.get("timings")}
+        if len(batches) > 1:  # the last batch above; every batch here
+            out["batches"] = [{k: b.get(k) for k in keys if k != "metrics"} for b in batches]
+        emit(out, as_json, lambda r: "\n".join(
+            f"batch {b['batch_id']}: requests {b['request_ids']} → {b['model_name']} "
+            f"v{b['model_version']} (data {b['data_version']}), gate {b['gate']}"
+            for b in r.get("batches") or [r]))
+        if any(b.get("gate") == "failed" for b in batches):
             raise typer.Exit(1)
 
 

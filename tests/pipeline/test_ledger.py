@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
-from forgetflow.adapters.ledger import Ledger, LedgerError
+from forgetflow.adapters.ledger import BatchBusy, Ledger, LedgerError
 from forgetflow.adapters.ledger_schema import metadata
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.requests import DeletionRequest
@@ -21,7 +23,7 @@ def ledger() -> Ledger:
 
 def test_migrations_applied_and_match_models(ledger: Ledger) -> None:
     with ledger.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     assert {"deletion_requests", "request_sample_ids", "batches"} <= set(
         inspect(ledger.engine).get_table_names())
@@ -41,9 +43,9 @@ def test_idempotency_key_returns_first_request(ledger: Ledger) -> None:
 def test_status_machine(ledger: Ledger) -> None:
     a, _ = ledger.submit(DeletionRequest(kind="class", label=1), "m")
     b, _ = ledger.submit(DeletionRequest(kind="class", label=2), "other")
-    claimed = ledger.claim_pending("m", "batch-1")
-    assert [r.id for r in claimed] == [a.id] and claimed[0].status == "processing"
-    assert ledger.get(b.id).status == "pending"
+    claimed = ledger.claim("m", "batch-1", "me", 60, 100)
+    assert claimed is not None and claimed.request_ids == [a.id]
+    assert ledger.get(a.id).status == "processing" and ledger.get(b.id).status == "pending"
     with pytest.raises(LedgerError):
         ledger.transition([b.id], "done")
     ledger.transition([a.id], "done", model_version="3", receipts={a.id: {"v": "3"}})
@@ -51,7 +53,8 @@ def test_status_machine(ledger: Ledger) -> None:
     assert (done.status, done.model_version, done.receipt) == ("done", "3", {"v": "3"})
     with pytest.raises(LedgerError):
         ledger.transition([a.id], "failed")
-    assert ledger.claim_pending("m", "batch-2") == []
+    ledger.finish_batch("batch-1", "done", "done", None, "3")
+    assert ledger.claim("m", "batch-2", "me", 60, 100) is None
     assert ledger.batch("batch-1")["request_ids"] == [a.id]
 
 
@@ -77,12 +80,51 @@ def test_pydantic_rejects_malformed_requests(raw: dict) -> None:
         DeletionRequest.model_validate(raw)
 
 
-def test_interrupted_batches_are_failed_after_a_while(ledger: Ledger) -> None:
-    from datetime import timedelta
+def test_claims_are_bounded_and_one_live_batch_per_model(ledger: Ledger) -> None:
+    ids = [ledger.submit(DeletionRequest(kind="class", label=k % 9), "m")[0].id
+           for k in range(5)]
+    first = ledger.claim("m", "b1", "p1", 60, 2)
+    assert first is not None and first.request_ids == ids[:2]
+    with pytest.raises(BatchBusy):  # b1 is live: the rest wait for the next batch
+        ledger.claim("m", "b2", "p2", 60, 2)
+    assert [ledger.get(i).status for i in ids[2:]] == ["pending"] * 3
+    assert ledger.resume_expired("m", "p2", 60) is None  # b1's lease is still valid
+    ledger.finish_batch("b1", "done", "done", None, "2")
+    assert ledger.finish_batch("b1", "done", "done", None, "2") == []  # repeat: no change
+    second = ledger.claim("m", "b2", "p2", 60, 2)
+    assert second is not None and second.request_ids == ids[2:4]
 
+
+def test_expired_lease_is_resumed_once(ledger: Ledger) -> None:
     a, _ = ledger.submit(DeletionRequest(kind="class", label=1), "m")
-    ledger.claim_pending("m", "crashed")
-    assert ledger.fail_stale("m", timedelta(hours=1)) == []  # maybe still running
-    assert ledger.fail_stale("m", timedelta(seconds=-1)) == [a.id]
-    assert ledger.get(a.id).status == "failed" and "interrupted" in ledger.get(a.id).reason
-    assert ledger.batch("crashed")["status"] == "failed"
+    ledger.claim("m", "crashed", "dead", 60, 10)
+    ledger.update_batch("crashed", parent_version="1")
+    assert ledger.renew("crashed", "dead", 0.01)
+    time.sleep(0.05)
+    assert ledger.has_work("m")
+    resumed = ledger.resume_expired("m", "me", 60)
+    assert resumed is not None and resumed.resumed and resumed.request_ids == [a.id]
+    assert resumed.parent_version == "1"
+    assert ledger.resume_expired("m", "other", 60) is None  # mine now
+    assert not ledger.renew("crashed", "dead", 60)  # the dead owner lost it
+    assert ledger.get(a.id).status == "processing"
+
+
+def test_gate_failed_requests_are_completed_by_a_covering_batch(ledger: Ledger) -> None:
+    """Gate failure: rows out of data v2, requests failed; a later gate-passed batch on v3
+    completes them with its receipts."""
+    a, _ = ledger.submit(DeletionRequest(kind="class", label=1), "m")
+    ledger.claim("m", "b1", "p", 60, 10)
+    ledger.update_batch("b1", data_version="v2")
+    ledger.finish_batch("b1", "failed", "failed", "gate failed", "2")
+    assert ledger.get(a.id).status == "failed"
+    assert ledger.uncovered("m", 1) == {}
+    b, _ = ledger.submit(DeletionRequest(kind="class", label=2), "m")
+    ledger.claim("m", "b2", "p", 60, 10)
+    assert ledger.uncovered("m", 3) == {a.id: "v2"}
+    ledger.finish_batch("b2", "done", "done", None, "3", {b.id: {"v": "3"}},
+                        covered={a.id: {"v": "3", "rows_dropped_in": "v2"}})
+    done_a, done_b = ledger.get(a.id), ledger.get(b.id)
+    assert (done_a.status, done_a.model_version, done_a.receipt["v"]) == ("done", "3", "3")
+    assert "completed by batch b2" in done_a.reason and done_b.status == "done"
+    assert ledger.uncovered("m", 3) == {}

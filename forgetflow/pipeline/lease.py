@@ -1,0 +1,58 @@
+"""The lease a running batch holds: renewed by a heartbeat thread, checked at every step
+boundary. A process that dies stops renewing; once the lease expires the next
+`forgetflow process` resumes the batch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from types import TracebackType
+
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.core.faults import fault_point
+
+
+class LeaseLost(RuntimeError):
+    """Another process took this batch over (this one stalled past its lease)."""
+
+
+def owner_id() -> str:
+    """Who holds a lease: host, pid and a random suffix (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Lease:
+    """Context manager: heartbeat every third of the lease while the batch runs."""
+
+    def __init__(self, ledger: Ledger, batch_id: str, owner: str, seconds: float) -> None:
+        self.ledger, self.batch_id, self.owner, self.seconds = ledger, batch_id, owner, seconds
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{batch_id}",
+                                        daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.ledger.renew(self.batch_id, self.owner, self.seconds):
+                    self._lost.set()
+                    return
+            except Exception:  # a database blip: try again at the next beat
+                continue
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def step(self, name: str) -> None:
+        """A step boundary: the lease must still be ours; the fault setting may kill here."""
+        if self._lost.is_set():
+            raise LeaseLost(f"batch {self.batch_id}: lease lost to another process")
+        fault_point(name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Select, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,33 @@ class OpenBatch:
     parent_version: str | None
 
 
+def pending_query(model_name: str, limit: int) -> Select:
+    """The oldest pending requests of a model (index ix_requests_model_status_id)."""
+    return (select(RequestRow.id)
+            .where(RequestRow.model_name == model_name, RequestRow.status == "pending")
+            .order_by(RequestRow.id).limit(limit))
+
+
+def expired_query(model_name: str, now: datetime) -> Select:
+    """A live batch whose lease ran out (index ix_batches_model_status_lease)."""
+    return select(BatchRow).where(BatchRow.model_name == model_name,
+                                  BatchRow.status == "processing",
+                                  BatchRow.lease_expires_at < now)
+
+
+def open_in_batch_query(batch_id: str) -> Select:
+    """A batch's still-open requests (index ix_deletion_requests_batch_id)."""
+    return select(RequestRow).where(RequestRow.batch_id == batch_id,
+                                    RequestRow.status == "processing")
+
+
+def hot_queries(model_name: str = "m", batch_id: str = "b") -> dict[str, Select]:
+    """The queries every batch runs, for tests that EXPLAIN them against each backend."""
+    return {"pending": pending_query(model_name, 250),
+            "expired": expired_query(model_name, utcnow()),
+            "open_in_batch": open_in_batch_query(batch_id)}
+
+
 class BatchLedger:
     """Batch lifecycle methods of `Ledger` (which provides `_session` and `engine`)."""
 
@@ -57,11 +84,8 @@ class BatchLedger:
         try:
             with self._session() as s, s.begin():
                 self._begin_write(s)
-                ids = list(s.scalars(
-                    select(RequestRow.id)
-                    .where(RequestRow.model_name == model_name, RequestRow.status == "pending")
-                    .order_by(RequestRow.id).limit(max_requests)
-                    .with_for_update(skip_locked=True)))
+                ids = list(s.scalars(pending_query(model_name, max_requests)
+                                     .with_for_update(skip_locked=True)))
                 if not ids:
                     return None
                 s.add(BatchRow(id=batch_id, model_name=model_name, request_ids=ids,
@@ -80,9 +104,8 @@ class BatchLedger:
         now = utcnow()
         with self._session() as s, s.begin():
             self._begin_write(s)
-            row = s.scalars(select(BatchRow).where(
-                BatchRow.model_name == model_name, BatchRow.status == "processing",
-                BatchRow.lease_expires_at < now).with_for_update(skip_locked=True)).first()
+            row = s.scalars(expired_query(model_name, now)
+                            .with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
             row.lease_owner = owner
@@ -112,14 +135,9 @@ class BatchLedger:
     def has_work(self, model_name: str) -> bool:
         """Pending requests, or a batch whose lease expired: `process` has something to do."""
         with self._session() as s:
-            pending = s.scalars(select(RequestRow.id).where(
-                RequestRow.model_name == model_name, RequestRow.status == "pending").limit(1))
-            if pending.first() is not None:
+            if s.scalars(pending_query(model_name, 1)).first() is not None:
                 return True
-            expired = s.scalars(select(BatchRow.id).where(
-                BatchRow.model_name == model_name, BatchRow.status == "processing",
-                BatchRow.lease_expires_at < utcnow()).limit(1))
-            return expired.first() is not None
+            return s.scalars(expired_query(model_name, utcnow()).limit(1)).first() is not None
 
     def uncovered(self, model_name: str, data_version_number: int) -> dict[int, str]:
         """Failed requests whose batch already dropped their rows from the data (a gate
@@ -156,8 +174,7 @@ class BatchLedger:
                 raise LedgerError(f"no batch {batch_id}")
             if batch.status != "processing":
                 return []
-            rows = list(s.scalars(select(RequestRow).where(
-                RequestRow.batch_id == batch_id, RequestRow.status == "processing")))
+            rows = list(s.scalars(open_in_batch_query(batch_id)))
             if covered:
                 rows += list(s.scalars(select(RequestRow).where(
                     RequestRow.id.in_(list(covered)), RequestRow.status == "failed")))

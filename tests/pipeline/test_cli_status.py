@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
 
 import mlflow
 from typer.testing import CliRunner
@@ -37,15 +36,15 @@ def test_status_tracks_requests_aliases_and_batches(trained: dict) -> None:
     assert [r["kind"] for r in status()["pending"]] == ["class", "class"]
 
     ledger = Ledger(Workspace.from_env().ledger_url)
-    claimed = ledger.claim_pending("ff-test", "b-test-1")
-    ledger.update_batch("b-test-1", status="done", model_version="1", data_version="v2",
-                        gate="passed", finished_at=datetime.now(UTC))
+    claimed = ledger.claim("ff-test", "b-test-1", "test", 60, 100)
+    ledger.finish_batch("b-test-1", "done", "done", None, "1",
+                        fields={"data_version": "v2", "gate": "passed"})
     Registry(Workspace.from_env()).set_alias("ff-test", "challenger", "1")
     now = status()
     assert now["pending"] == [] and now["challenger"] == {"name": "ff-test", "version": "1"}
     batch = now["last_batch"]
     assert batch["id"] == "b-test-1" and batch["status"] == "done"
-    assert batch["request_ids"] == [r.id for r in claimed] and batch["gate"] == "passed"
+    assert batch["request_ids"] == claimed.request_ids and batch["gate"] == "passed"
 
     human = runner.invoke(app, ["status"])
     assert human.exit_code == 0 and human.stdout == ""

@@ -1,5 +1,6 @@
 """A batch whose every attempt fails the gate: escalation is tried and recorded, the version is
-registered as failed without the challenger alias, requests end `failed`, promotion refuses."""
+registered as failed without the challenger alias, requests end `failed`, promotion refuses;
+the next gate-passed batch covers the dropped rows and completes those requests."""
 
 from __future__ import annotations
 
@@ -50,3 +51,21 @@ def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained
     refused = runner.invoke(app, ["promote", "--version", failed.version, "--json"])
     assert refused.exit_code == 2 and "did not pass the gate" in refused.stderr
     assert registry.ref("ff-test", "champion").version == "1"
+
+    # the recorded state: rows out of the data version, which the batch row names
+    assert ledger.batch(batch["batch_id"])["data_version"] == batch["data_version"] == "v2"
+    assert "next batch that passes the gate" in request.reason
+
+    # a later batch that passes the gate covers those rows and completes the request
+    monkeypatch.setenv("FORGETFLOW_PARAMS", str(params_file))
+    later = json.loads(runner.invoke(app, ["request", "submit", "--kind", "class", "--label",
+                                           "2", "--json"]).stdout)["id"]
+    passed = runner.invoke(app, ["process", "--json"])
+    assert passed.exit_code == 0, passed.output
+    second = json.loads(passed.stdout)
+    assert second["gate"] == "passed" and second["request_ids"] == [later]
+    for each in (rid, later):
+        done = ledger.get(each)
+        assert done.status == "done" and done.model_version == second["model_version"]
+        assert done.receipt["model_version"] == second["model_version"]
+    assert "completed by batch" in ledger.get(rid).reason

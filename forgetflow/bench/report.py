@@ -90,6 +90,8 @@ def build_config(sc: dict, profile: dict) -> BenchConfig:
 
 def section(sc: dict, result: dict) -> str:
     name = sc["scenario"]
+    if name == "subject":  # the count actually run (scaled with the training subset)
+        sc = {**sc, "subjects": result["config"]["subjects"]}
     load = result["load_average"]
     parts = [f"### {name} ({json.dumps(sc)})", "", format_table(result), "",
              f"Per-seed setup: `{json.dumps(result['seeds'])}`", "",

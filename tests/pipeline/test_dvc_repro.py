@@ -30,7 +30,11 @@ def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path) -> None:
     shutil.copytree(ROOT / "forgetflow", work / "forgetflow",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
-    params = yaml.safe_load(params_file.read_text())
+    # the tiny test params over the project's own: every key dvc.yaml lists must exist
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in yaml.safe_load(params_file.read_text()).items():
+        params[section] = {**params.get(section, {}), **values} if isinstance(values, dict) \
+            else values
     params["train"]["epochs"] = 1
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     run(work, "git", "init", "-q")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from s3servers import free_ports
+from s3servers import free_ports, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,9 +89,4 @@ def prefect_pg_server(pg_database_factory,
             time.sleep(1)
         yield PrefectServer(api, database)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)

@@ -78,6 +78,16 @@ def weed_binary() -> str:
     return found
 
 
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the server has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _wait_s3(server: S3Server, proc: subprocess.Popen | None, log: Path | None,
              timeout: float = 90) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -140,12 +150,7 @@ def seaweed_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         _wait_s3(server, proc, log)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])

@@ -79,29 +79,44 @@ def _value(stats: dict, key: str) -> float:
     return float("nan") if v is None else float(v)
 
 
+SPEEDUP_TARGET = {"cnn": 30.0, "resnet8": 20.0}  # total-over-total; other models: 20
+PAPER_BASELINES = ("finetune", "neggrad_plus", "random_label", "l1_sparse", "salun", "scrub",
+                   "scrub_rewind")
+
+
 def targets(scenario: str, method: dict, gold: dict, identity: dict,
-            seeds: list[dict] | None = None) -> list[tuple[str, float, bool]]:
-    """The issue's output targets for one method, on means or on one seed's rows."""
+            seeds: list[dict] | None = None, model: str = "cnn") -> list[tuple[str, float, bool]]:
+    """The open issues' targets for one method, on means or on one seed's rows: output
+    metrics, depth (relearn/probe within a few points of Retrain's) and total-over-total
+    speed."""
     def m(stats: dict, key: str) -> float:
         return _value(stats, key)
 
+    def pt(key: str) -> float:
+        return 100 * abs(m(method, key) - m(gold, key))
+
     gap, speed = m(method, "avg_gap"), m(method, "speedup")
-    checks = [("avg_gap (pt)", gap, gap <= (1.5 if scenario == "class" else 1.0)),
-              ("speedup (x; means: total Retrain s / total method s)", speed, speed >= 20)]
+    bound = SPEEDUP_TARGET.get(model, 20.0)
+    checks = [(f"speedup >= {bound:g} (x; means: total Retrain s / total method s)", speed,
+               speed >= bound)]
     if scenario == "class":
-        rem = 100 * abs(m(method, "test_acc_remaining") - m(gold, "test_acc_remaining"))
         checks += [("forget_acc", m(method, "forget_acc"), m(method, "forget_acc") <= 0.01),
-                   ("|test_acc_remaining - Retrain| (pt)", rem, rem <= 1.5)]
+                   ("|test_acc_remaining - Retrain| (pt)", pt("test_acc_remaining"),
+                    pt("test_acc_remaining") <= 1.0),
+                   ("|relearn_acc - Retrain| (pt)", pt("relearn_acc"), pt("relearn_acc") <= 5.0),
+                   ("|probe_acc - Retrain| (pt)", pt("probe_acc"), pt("probe_acc") <= 2.0)]
+    else:
+        checks.append(("avg_gap (pt)", gap, gap <= 1.0))
     if scenario == "random":
-        mia = 100 * abs(m(method, "mia_loss_acc") - m(gold, "mia_loss_acc"))
         checks += [("avg_gap / identity's", gap / m(identity, "avg_gap"),
                     gap <= m(identity, "avg_gap") / 3),
-                   ("|mia_loss_acc - Retrain| (pt)", mia, mia <= 2.0)]
+                   ("|mia_loss_acc - Retrain| (pt)", pt("mia_loss_acc"),
+                    pt("mia_loss_acc") <= 2.0)]
     if scenario == "backdoor":
-        test_gap = 100 * abs(m(method, "test_acc") - m(gold, "test_acc"))
         checks += [("Original ASR", m(identity, "asr"), m(identity, "asr") >= 0.90),
-                   ("ASR", m(method, "asr"), m(method, "asr") <= 0.03),
-                   ("|test_acc - Retrain| (pt)", test_gap, test_gap <= 1.0)]
+                   ("ASR", m(method, "asr"), m(method, "asr") <= 0.02),
+                   ("|test_acc - Retrain| (pt)", pt("test_acc"), pt("test_acc") <= 1.0),
+                   ("|relearn ASR - Retrain| (pt)", pt("relearn_acc"), pt("relearn_acc") <= 5.0)]
         if seeds:
             recall = min(s["extraction_recall"] for s in seeds)
             precision = min(s["extraction_precision"] for s in seeds)
@@ -110,34 +125,54 @@ def targets(scenario: str, method: dict, gold: dict, identity: dict,
     return checks
 
 
+def epsilon_check(summary: dict, label: str) -> str | None:
+    """F of `label` against every paper-budget baseline that carries one (first seed)."""
+    own = summary.get(label, {}).get("epsilon_score")
+    rivals = {k: v["epsilon_score"][0] for k, v in summary.items()
+              if k in PAPER_BASELINES and v.get("epsilon_score") is not None}
+    if own is None or not rivals:
+        return None
+    best = max(rivals, key=rivals.get)
+    ok = own[0] >= rivals[best]
+    return (f"- {'PASS' if ok else 'MISS'} epsilon_score >= every paper-budget baseline's: "
+            f"{own[0]:.3f} vs best {best} {rivals[best]:.3f} (first seed)")
+
+
 def pass_counts(result: dict, label: str) -> list[str]:
     """Each target on the means (PASS/MISS) with the number of seeds passing it alone."""
     scenario = result["config"]["scenario"]
     summary = summarize(result)
     if label not in summary:
         return [f"- {label} was not run"]
+    model = result["config"].get("model", "cnn")
     mean_checks = targets(scenario, summary[label], summary["retrain"], summary["identity"],
-                          result["seeds"])
+                          result["seeds"], model)
     per_seed = []
     for s in sorted({r["seed"] for r in result["rows"]}):
         by = {r["method"]: r for r in result["rows"] if r["seed"] == s}
         if label in by:
             per_seed.append(targets(scenario, by[label], by["retrain"], by["identity"],
-                                    result["seeds"]))
+                                    result["seeds"], model))
     lines = []
     for i, (name, value, ok) in enumerate(mean_checks):
         passed = sum(1 for checks in per_seed if checks[i][2])
         lines.append(f"- {'PASS' if ok else 'MISS'} {name}: {value:.3f} "
                      f"(seeds passing: {passed}/{len(per_seed)})")
-    return lines
+    eps = epsilon_check(summary, label) if scenario == "random" else None
+    return lines + ([eps] if eps else [])
 
 
-def pareto(result: dict, label: str = "dm") -> list[str]:
+def pareto(result: dict, label: str = "dm", key: str = "avg_gap") -> list[str]:
     """Rows (any, sanity and time-matched included) that beat `label` on both mean seconds
-    and mean avg_gap; an empty list means `label` is on the time-vs-avg_gap front."""
+    and `key` (avg_gap, or 1 - epsilon_score with key="epsilon"); an empty list means
+    `label` is on that front. Rows without the metric cannot dominate."""
     summary = summarize(result)
     if label not in summary:
         return []
-    gap, secs = _value(summary[label], "avg_gap"), _value(summary[label], "seconds")
+
+    def cost(st: dict) -> float:
+        return 1.0 - _value(st, "epsilon_score") if key == "epsilon" else _value(st, key)
+
+    mine, secs = cost(summary[label]), _value(summary[label], "seconds")
     return [name for name, st in summary.items() if name not in (label, "retrain")
-            and _value(st, "avg_gap") < gap and _value(st, "seconds") < secs]
+            and cost(st) < mine and _value(st, "seconds") < secs]

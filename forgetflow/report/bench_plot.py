@@ -22,7 +22,12 @@ def bench_points(results_dir: Path) -> tuple[list[dict], list[str]]:
         result = json.loads(path.read_text())
         if not isinstance(result, dict) or "rows" not in result or "config" not in result:
             continue  # not a scenario result
-        scenario = result["config"]["scenario"]
+        cfg = result["config"]
+        scenario = cfg["scenario"]
+        if cfg.get("model", "cnn") != "cnn":
+            scenario += f" ({cfg['model']})"
+        elif not cfg.get("train_limit"):
+            scenario += " (full split)"
         scenarios.append(scenario)
         points += [{"scenario": scenario, "method": r["method"], "seconds": r["seconds"],
                     "avg_gap": r["avg_gap"]} for r in result["rows"]

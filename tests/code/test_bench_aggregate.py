@@ -68,3 +68,28 @@ def test_regeneration_keeps_hand_written_sections() -> None:
     kept = kept_sections(old)
     assert kept == "## Per-batch overhead\n\nmeasured by hand"
     assert kept_sections(f"generated\n{KEEP_MARKER}\n\n## Mine\n\ntext\n") == "## Mine\n\ntext"
+
+
+def test_targets_follow_the_model_and_the_depth_bounds(result: dict) -> None:
+    from forgetflow.bench.aggregate import targets
+
+    stats = summarize(result)
+    dm, gold, ident = stats["dm"], stats["retrain"], stats["identity"]
+    names = [name for name, _, _ in targets("class", dm, gold, ident, model="resnet8")]
+    assert names[0].startswith("speedup >= 20")
+    assert any("relearn_acc" in n for n in names) and any("probe_acc" in n for n in names)
+    assert targets("class", dm, gold, ident, model="cnn")[0][0].startswith("speedup >= 30")
+
+
+def test_epsilon_target_and_front_compare_with_baselines(result: dict) -> None:
+    from forgetflow.bench.aggregate import epsilon_check
+
+    for r in result["rows"]:
+        r["config"] = None
+    result["rows"] += [_row("scrub", 0, 50.0, 0.3), _row("scrub", 1, 50.0, 0.3)]
+    for label, f in (("dm", 0.4), ("scrub", 0.6), ("fast_head", 0.9)):
+        next(r for r in result["rows"] if r["method"] == label)["epsilon_score"] = f
+    line = epsilon_check(summarize(result), "dm")
+    assert line.startswith("- MISS") and "scrub 0.600" in line
+    assert pareto(result, "dm", "epsilon") == ["fast_head"]  # faster and higher F
+    assert pareto(result, "scrub", "epsilon") == ["fast_head"]

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast bench bench-quick bench-cli bench-gpu lint format clean repro
+.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-cli bench-gpu lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -33,7 +33,10 @@ test-fast: setup
 	scripts/system-deps check
 	$(BIN)/python -m pytest -q -m "not slow"
 
-bench: setup  ## every row, 3 seeds, epsilon N=8 on Fashion-MNIST (<= 90 min on 2 cores); rewrites BENCHMARKS.md
+tune: setup  ## dm's defaults by coordinate search on tuning seeds 100..102 only (~15 min); bench-results/tuning/
+	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.tune
+
+bench: setup  ## CNN + ResNet-8 rows, 3 seeds, epsilon N=8 (<= 90 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=full FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
 bench-quick: setup  ## every column, fewer rows, 3 seeds (<= ~20 min on 2 cores); rewrites BENCHMARKS.md

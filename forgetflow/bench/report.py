@@ -11,12 +11,11 @@ import os
 import platform
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from forgetflow.bench.aggregate import METRICS, format_table, pareto, pass_counts, summarize
 from forgetflow.bench.harness import BenchConfig
-from forgetflow.bench.run import run_scenario, serial_map
+from forgetflow.bench.run import process_pool, run_scenario, serial_map
 from forgetflow.bench.text import (
     KEEP_MARKER,
     PREAMBLE,
@@ -166,7 +165,7 @@ def main() -> None:
     current = None
     for done, (pt, sc, cfg) in enumerate(plan, 1):  # one scenario after another
         if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with process_pool(workers) as pool:
                 result = run_scenario(cfg, lambda fn, jobs: list(pool.map(fn, jobs)))
         else:
             result = run_scenario(cfg, serial_map)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 
 import numpy as np
@@ -20,6 +22,14 @@ GOLD = ("retrain", "retrain_fresh")
 
 def serial_map(fn: Callable[[Job], dict], jobs: list[Job]) -> list[dict]:
     return [fn(j) for j in jobs]
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started fresh (spawn), each paying torch's lazy imports before its
+    first job: a fork of a parent that already holds torch's threads can deadlock, and a
+    cold import inside a timed job would bill start-up to a method."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=warm_up_torch)
 
 
 def _epsilon_labels(cfg: BenchConfig, rows: list[dict]) -> list[tuple[str, str, tuple]]:

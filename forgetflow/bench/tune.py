@@ -9,13 +9,13 @@ import datetime as dt
 import json
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from forgetflow.bench.harness import BenchConfig, warm_up_torch
 from forgetflow.bench.jobs import Job, run_job
+from forgetflow.bench.run import process_pool
 from forgetflow.core.metrics import avg_gap
 
 TUNING_SEED_OFFSET = 100
@@ -162,7 +162,7 @@ def main() -> None:
     results: dict[str, list[dict]] = {sc["scenario"]: [] for sc in SCENARIOS}
     golds: dict[str, dict] = {}
     best: dict = {}
-    with ProcessPoolExecutor(workers) as pool:
+    with process_pool(workers) as pool:
         mapper = lambda fn, jobs: list(pool.map(fn, jobs))  # noqa: E731
         for _sc, cfg in configs:
             list(mapper(run_job, [Job("train", cfg, s, role) for s in cfg.report_seeds()

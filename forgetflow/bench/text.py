@@ -13,9 +13,11 @@ PREAMBLE = """\
   ResNet-8 (one linear head), reference recipe 12 epochs Adam one-cycle lr 3e-3 batch 128.
 - blocks: the CNN with every row (paper-budget, time-matched and head-only baselines); the
   CNN on two more classes and a 2% subset with the baselines issue 7 names; the CNN on the
-  **full** train split with dm alone (Retrain's cost grows with the training set, dm's does
-  not: this block measures the speedup at production size); ResNet-8 on a 5,000-sample
-  subset with the named baselines.
+  **full** train split with dm alone (and, on backdoors, finetune_stamped; Retrain's cost
+  grows with the training set, dm's does not: this block measures the speedup at production
+  size); ResNet-8 on a 5,000-sample subset with the named baselines. The epsilon score is
+  computed for the first block's class and random rows and for every random row; the extra
+  class rows and ResNet-8's class row carry none (time budget).
 - methods use the third-party **reference** split; third_party_auc and probe_acc read the
   **holdout** split only; MIA non-members are test samples (SalUn protocol).
 - rows: `retrain` (gold), `retrain_fresh` (Retrain with recipe seed + 500: its distance to

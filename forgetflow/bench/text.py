@@ -17,7 +17,8 @@ PREAMBLE = """\
   grows with the training set, dm's does not: this block measures the speedup at production
   size); ResNet-8 on a 5,000-sample subset with the named baselines. The epsilon score is
   computed for the first block's class and random rows and for every random row; the extra
-  class rows and ResNet-8's class row carry none (time budget).
+  class rows and ResNet-8's class row carry none here (time budget; they
+  were scored separately: BENCHMARKS.md, "Supplement").
 - methods use the third-party **reference** split; third_party_auc and probe_acc read the
   **holdout** split only; MIA non-members are test samples (SalUn protocol).
 - rows: `retrain` (gold), `retrain_fresh` (Retrain with recipe seed + 500: its distance to

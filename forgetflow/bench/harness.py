@@ -116,6 +116,17 @@ class BenchConfig:
                            seed=seed)
 
 
+SCENARIO_DEFAULTS = {"forget_class": None, "fraction": 0.1, "subjects": 5, "poison_rate": 0.01}
+
+
+def fashion_config(sc: dict, **kw) -> BenchConfig:
+    """The Fashion-MNIST config of one scenario dict ({"scenario": ..., its values}), as the
+    bench profiles and the tuning run build it: Debian data, default trigger and recipe."""
+    return BenchConfig.build(dataset="fashion-mnist", data_root=None, trigger_file=None,
+                             epochs=None, cache_dir=Path("bench-cache"), **kw,
+                             **{**SCENARIO_DEFAULTS, **sc})
+
+
 def _method_list(text: str | None, known: list[str], what: str) -> list[str]:
     names = [m.strip() for m in (text or "").split(",") if m.strip()]
     bad = [m for m in names if m not in known]

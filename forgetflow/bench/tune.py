@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetflow.bench.harness import BenchConfig, warm_up_torch
+from forgetflow.bench.harness import BenchConfig, fashion_config
 from forgetflow.bench.jobs import Job, run_job
 from forgetflow.bench.run import process_pool
 from forgetflow.core.metrics import avg_gap
@@ -65,11 +65,8 @@ CONSTRAINTS = (("class", "forget_acc", 0.01), ("class", "relearn_acc_gap", 5.0),
 
 
 def tuning_config(sc: dict, seeds: int, train_limit: int) -> BenchConfig:
-    cfg = BenchConfig.build(
-        dataset="fashion-mnist", data_root=None, trigger_file=None, methods="dm", epochs=None,
-        cache_dir=Path("bench-cache"), seeds=seeds, model="cnn", train_limit=train_limit,
-        seed_offset=TUNING_SEED_OFFSET,
-        **{"forget_class": None, "fraction": 0.1, "subjects": 5, "poison_rate": 0.01, **sc})
+    cfg = fashion_config(sc, methods="dm", seeds=seeds, model="cnn", train_limit=train_limit,
+                         seed_offset=TUNING_SEED_OFFSET)
     if min(cfg.report_seeds()) < TUNING_SEED_OFFSET:
         raise ValueError("tuning must not touch the reported seeds")
     return cfg
@@ -151,25 +148,28 @@ def markdown(table: dict[str, dict], best: str, meta: dict) -> str:
 
 def main() -> None:
     seeds = int(os.environ.get("TUNE_SEEDS", "3"))
+    rounds = int(os.environ.get("TUNE_ROUNDS", "2"))
+    if rounds < 1:
+        sys.exit(f"error: TUNE_ROUNDS must be >= 1, got {rounds}")
     train_limit = int(os.environ.get("TUNE_TRAIN_LIMIT", "10000"))
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     os.environ.setdefault("FORGETFLOW_THREADS", "1")
     configs = [(sc, tuning_config(sc, seeds, train_limit)) for sc in SCENARIOS]
-    warm_up_torch()
     started = dt.datetime.now(dt.UTC)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    rounds = int(os.environ.get("TUNE_ROUNDS", "2"))
     results: dict[str, list[dict]] = {sc["scenario"]: [] for sc in SCENARIOS}
     golds: dict[str, dict] = {}
+    tried: dict[str, dict] = {}  # label -> overrides of every variant run so far
     best: dict = {}
+    pick = "default"
     with process_pool(workers) as pool:
         mapper = lambda fn, jobs: list(pool.map(fn, jobs))  # noqa: E731
         for _sc, cfg in configs:
             list(mapper(run_job, [Job("train", cfg, s, role) for s in cfg.report_seeds()
                                   for role in ("original", "retrain")]))
         for rnd in range(1, rounds + 1):
-            seen = {r["method"] for r in results["class"]}
-            todo = {k: v for k, v in neighbours(best).items() if k not in seen}
+            todo = {k: v for k, v in neighbours(best).items() if k not in tried}
+            tried.update(todo)
             for sc, cfg in configs:
                 name = sc["scenario"]
                 rows, golds[name] = tune_scenario(cfg, mapper, todo, golds.get(name))
@@ -178,16 +178,14 @@ def main() -> None:
             pick = winner(table)
             print(f"[tune] round {rnd}: {len(todo)} new variants, best {pick}", file=sys.stderr,
                   flush=True)
-            best = next(dict(r.get("overrides", {})) for r in results["class"]
-                        if r["method"] == pick)
-    best_label = winner(table)
+            best = tried[pick]
     meta = {"date": f"{started:%Y-%m-%d %H:%M} UTC", "seeds": configs[0][1].report_seeds(),
             "train_limit": train_limit, "model": "cnn", "dataset": "fashion-mnist",
             "scenarios": SCENARIOS}
     (OUT_DIR / "dm.json").write_text(json.dumps({"meta": meta, "rows": results,
-                                                 "table": table, "winner": best_label,
+                                                 "table": table, "winner": pick,
                                                  "winner_config": best}, indent=2))
-    text = markdown(table, best_label, meta)
+    text = markdown(table, pick, meta)
     (OUT_DIR / "dm.md").write_text(text + "\n")
     print(text)
 

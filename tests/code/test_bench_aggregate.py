@@ -84,8 +84,6 @@ def test_targets_follow_the_model_and_the_depth_bounds(result: dict) -> None:
 def test_epsilon_target_and_front_compare_with_baselines(result: dict) -> None:
     from forgetflow.bench.aggregate import epsilon_check
 
-    for r in result["rows"]:
-        r["config"] = None
     result["rows"] += [_row("scrub", 0, 50.0, 0.3), _row("scrub", 1, 50.0, 0.3)]
     for label, f in (("dm", 0.4), ("scrub", 0.6), ("fast_head", 0.9)):
         next(r for r in result["rows"] if r["method"] == label)["epsilon_score"] = f

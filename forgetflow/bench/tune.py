@@ -146,13 +146,23 @@ def markdown(table: dict[str, dict], best: str, meta: dict) -> str:
     return "\n".join([*lines, "", rule, f"Winner: `{best}`."])
 
 
+def env_int(name: str, default: int, minimum: int) -> int:
+    """An integer knob from the environment; a bad value stops the run before any work."""
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        sys.exit(f"error: {name} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
 def main() -> None:
-    seeds = int(os.environ.get("TUNE_SEEDS", "3"))
-    rounds = int(os.environ.get("TUNE_ROUNDS", "2"))
-    if rounds < 1:
-        sys.exit(f"error: TUNE_ROUNDS must be >= 1, got {rounds}")
-    train_limit = int(os.environ.get("TUNE_TRAIN_LIMIT", "10000"))
-    workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    seeds = env_int("TUNE_SEEDS", 3, 1)
+    rounds = env_int("TUNE_ROUNDS", 2, 1)
+    train_limit = env_int("TUNE_TRAIN_LIMIT", 10000, 100)
+    workers = env_int("BENCH_WORKERS", 2, 1)
     os.environ.setdefault("FORGETFLOW_THREADS", "1")
     configs = [(sc, tuning_config(sc, seeds, train_limit)) for sc in SCENARIOS]
     started = dt.datetime.now(dt.UTC)

@@ -37,3 +37,14 @@ def test_winner_needs_the_constraints_before_the_smallest_gap(asr: float) -> Non
     table = summarize(results)
     assert table["a"]["misses"] == (asr > 0.02)
     assert winner(table) == ("a" if asr <= 0.02 else "b")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", ""])
+def test_bad_tuning_knobs_stop_before_any_work(value: str, monkeypatch) -> None:
+    from forgetflow.bench.tune import env_int
+
+    monkeypatch.setenv("TUNE_ROUNDS", value)
+    with pytest.raises(SystemExit, match="TUNE_ROUNDS must be an integer >= 1"):
+        env_int("TUNE_ROUNDS", 2, 1)
+    monkeypatch.setenv("TUNE_ROUNDS", "3")
+    assert env_int("TUNE_ROUNDS", 2, 1) == 3

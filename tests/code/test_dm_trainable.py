@@ -12,6 +12,7 @@ from forgetflow.core.unlearn.dm_trainable import (
     Split,
     check_trainable,
     first_trainable_stage,
+    saliency_masks,
     trainable_copy,
 )
 
@@ -72,3 +73,29 @@ def test_trainable_copy_freezes_the_prefix_and_keeps_bn_in_eval_mode():
                                                              "backbone.head")) for n in grads)
     assert not work.model.training
     assert all(p.requires_grad for p in net.parameters()), "the original is untouched"
+
+
+def test_saliency_masks_keep_the_weights_the_forget_loss_moves_most():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    x = torch.randn(32, 6)
+
+    def loss():
+        return net(x).logsumexp(1).mean()
+
+    loss().backward()
+    grads = torch.cat([p.grad.abs().flatten() for p in net.parameters()])
+    net.zero_grad(set_to_none=True)
+    masks = saliency_masks(net, loss, 0.25)
+    kept = torch.cat([m.flatten() for _, m in masks])
+    assert len(masks) == len(list(net.parameters()))
+    assert int(kept.sum()) == int(0.25 * grads.numel())  # no ties among random gradients
+    assert grads[kept.bool()].min() >= grads[~kept.bool()].max()
+    assert all(p.grad is None for p in net.parameters()), "the probe gradient is cleared"
+    assert saliency_masks(net, loss, 1.0) == []
+
+
+@pytest.mark.parametrize("share", [0.0, -0.1, 1.5])
+def test_dm_rejects_a_saliency_share_outside_0_1(share):
+    with pytest.raises(ValueError, match="saliency must be in"):
+        create_unlearner("dm", saliency=share)

@@ -33,6 +33,7 @@ SMALL: dict[str, dict[str, object]] = {
     "scrub_rewind": {"epochs": 2, "msteps": 1, "max_steps": 2},
     "finetune_stamped": {"epochs": 1, "max_steps": 3},
     "dm": {"max_steps": 3, "min_steps": 1},
+    "dm_sparse": {"max_steps": 3, "min_steps": 1},
 }
 TRIGGER = TriggerSpec(size=3, position="bottom-right", target=0)
 

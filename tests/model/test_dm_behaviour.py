@@ -50,20 +50,39 @@ def test_dm_forgets_a_class_while_other_classes_hold(tiny_fmnist_bundle, clean_o
     assert all(torch.equal(before[n], p) for n, p in model.state_dict().items())
 
 
-def test_dm_removes_a_planted_backdoor_while_clean_accuracy_holds(tiny_fmnist_bundle):
-    bundle = tiny_fmnist_bundle
-    trigger = TriggerSpec(pattern="checkerboard", size=3, position="top-left", target=2)
-    train, poisoned_ids = poison(bundle.train, trigger, rate=0.05, seed=0)
+def _planted_backdoor(bundle: DataBundle, trigger: TriggerSpec, seed: int) -> UnlearnTask:
+    """A 5%-poisoned training set, an original that learned the trigger, its backdoor task."""
+    train, poisoned_ids = poison(bundle.train, trigger, rate=0.05, seed=seed)
     spec = spec_for(bundle, "cnn")
     model, _ = train_model(train, spec, RECIPE, progress=False)
     assert attack_success_rate(model, bundle.test, trigger) >= 0.8
     mask = np.isin(train.ids, poisoned_ids)
-    task = _task(bundle, model, spec, mask, train=train, scenario="backdoor", trigger=trigger)
-    unlearner = create_unlearner("dm")
+    return _task(bundle, model, spec, mask, train=train, scenario="backdoor", trigger=trigger)
+
+
+@pytest.mark.parametrize(("method", "trigger"), [
+    ("dm", TriggerSpec(pattern="checkerboard", size=3, position="top-left", target=2)),
+    ("dm_sparse", TriggerSpec(pattern="square", size=4, position="bottom-right", target=0)),
+])
+def test_dm_removes_a_planted_backdoor_while_clean_accuracy_holds(tiny_fmnist_bundle, method,
+                                                                  trigger):
+    bundle = tiny_fmnist_bundle
+    task = _planted_backdoor(bundle, trigger, seed=0)
+    model = task.model
+    unlearner = create_unlearner(method)
     unlearned = unlearner(task)
     assert attack_success_rate(unlearned, bundle.test, trigger) <= 0.1
     assert _acc(unlearned, bundle.test) >= _acc(model, bundle.test) - 0.03
     assert unlearner.report["steps"] >= 1
+    # dm_sparse moves only its salient share of the part dm updates (the CNN's head)
+    before, share = model.state_dict(), unlearner.config.saliency
+    changed = total = 0
+    for name, p in unlearned.state_dict().items():
+        if name.startswith("backbone.head"):
+            changed += int((p != before[name]).sum())
+            total += p.numel()
+    assert 0 < changed <= (share + 0.001) * total
+    assert (share < 1) == (method == "dm_sparse")
 
 
 def test_dm_makes_random_forget_samples_look_unseen(tiny_fmnist_bundle, clean_original):
@@ -85,3 +104,4 @@ def test_dm_makes_random_forget_samples_look_unseen(tiny_fmnist_bundle, clean_or
 def test_dm_rejects_unknown_options():
     with pytest.raises(ValueError, match="unknown dm option"):
         create_unlearner("dm", learning_rate=0.1)
+

@@ -21,14 +21,17 @@ from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
 from forgetflow.core.unlearn.common import amp, resolve_config
 from forgetflow.core.unlearn.dm_reference import MatchTargets, build_targets, stop_statistic
-from forgetflow.core.unlearn.dm_streams import Encoder, Streams, build_streams
+from forgetflow.core.unlearn.dm_streams import CHUNK, Encoder, Streams, build_streams
 from forgetflow.core.unlearn.dm_trainable import (
     Split,
     check_trainable,
     first_trainable_stage,
     release,
+    saliency_masks,
     trainable_copy,
 )
+
+SPARSE_SHARE = 0.03  # dm_sparse: chosen on tuning seeds 100-102 (docs/method.md §10)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class DMConfig:
     bn_affine: bool = True
     replay_pool: int = 8192
     anchor_pool: int = 4096
+    saliency: float = 1.0  # share of the updated part's weights that may change (1 = all)
 
 
 @register_unlearner("dm")
@@ -67,6 +71,8 @@ class DistributionMatching(Unlearner):
         super().__init__(**cfg)
         self.config = resolve_config(DMConfig, cfg)
         check_trainable(self.config.trainable)
+        if not 0.0 < self.config.saliency <= 1.0:
+            raise ValueError(f"saliency must be in (0, 1], got {self.config.saliency}")
         self.report: dict = {}
 
     def unlearn(self, task: UnlearnTask) -> Classifier:
@@ -86,6 +92,8 @@ class DistributionMatching(Unlearner):
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        masks = saliency_masks(net, lambda: _forget_match(net, streams, targets, device),
+                               cfg.saliency)
         gen = torch.Generator().manual_seed(task.seed)
         probe = torch.randperm(len(streams.forget), generator=gen)[: cfg.probe_size]
         setup_seconds = time.perf_counter() - started
@@ -98,6 +106,8 @@ class DistributionMatching(Unlearner):
                 loss = self._step_loss(net, streams, targets, gen, device)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            for param, mask in masks:  # weights outside the mask get no gradient, so no step
+                param.grad.mul_(mask)
             opt.step()
             sched.step()
             if steps >= cfg.min_steps and steps % cfg.check_every == 0:
@@ -139,9 +149,29 @@ class DistributionMatching(Unlearner):
         return loss
 
 
+def _forget_match(net: torch.nn.Module, streams: Streams, targets: MatchTargets,
+                  device: torch.device) -> torch.Tensor:
+    """The match loss over the whole forget set (chunked sum of chunk means, weighted)."""
+    n, total = len(streams.forget), 0.0
+    for i in range(0, n, CHUNK):
+        idx = torch.arange(i, min(n, i + CHUNK))
+        out = net(streams.forget.input(idx, device)).float()
+        total = total + targets.match_loss(out, idx.to(device)) * (len(idx) / n)
+    return total
+
+
 def _draw(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     """k indices drawn with replacement: cheap, and fine for small sets too."""
     return torch.randint(0, n, (k,), generator=gen)
+
+
+@register_unlearner("dm_sparse")
+class SparseDistributionMatching(DistributionMatching):
+    """dm that may change only the 3% of weights its forget objective moves most: slower, but
+    it keeps more utility where forgetting is entangled with it (backdoors; method.md §10)."""
+
+    def __init__(self, **cfg: object) -> None:
+        super().__init__(**{"saliency": SPARSE_SHARE, **cfg})
 
 
 def _anchor_set(task: UnlearnTask):

@@ -12,7 +12,9 @@ does not depend on which samples share its batch.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from forgetflow.core.models import Classifier
@@ -99,5 +101,25 @@ def release(split: Split) -> Classifier:
     return model.cpu()
 
 
+def saliency_masks(net: nn.Module, forget_loss: Callable[[], torch.Tensor],
+                   share: float) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """The `share` of `net`'s trainable weights with the largest |d forget_loss / d w|, ranked
+    over all of them at once (docs/method.md §10): the weights the forget objective needs most.
+    Masks are 0/1 tensors shaped like their parameter; share 1 keeps everything (no masks)."""
+    if share >= 1.0:
+        return []
+    params = [p for p in net.parameters() if p.requires_grad]
+    net.zero_grad(set_to_none=True)
+    forget_loss().backward()
+    scores = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten()
+                        for p in params])
+    keep = max(1, int(share * scores.numel()))
+    cut = scores.topk(keep).values.min()
+    masks = [(p, ((p.grad.abs() if p.grad is not None else torch.zeros_like(p)) >= cut)
+              .to(p.dtype)) for p in params]
+    net.zero_grad(set_to_none=True)
+    return masks
+
+
 __all__ = ["AUTO_WEIGHT_SHARE", "Split", "check_trainable", "first_trainable_stage",
-           "release", "trainable_copy"]
+           "release", "saliency_masks", "trainable_copy"]

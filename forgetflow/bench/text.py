@@ -13,17 +13,20 @@ PREAMBLE = """\
   ResNet-8 (one linear head), reference recipe 12 epochs Adam one-cycle lr 3e-3 batch 128.
 - blocks: the CNN with every row (paper-budget, time-matched and head-only baselines); the
   CNN on two more classes and a 2% subset with the baselines issue 7 names; the CNN on the
-  **full** train split with dm alone (and, on backdoors, finetune_stamped; Retrain's cost
-  grows with the training set, dm's does not: this block measures the speedup at production
-  size); ResNet-8 on a 5,000-sample subset with the named baselines. The epsilon score is
-  computed for the first block's class and random rows and for every random row; the extra
-  class rows and ResNet-8's class row carry none here (time budget; they
-  were scored separately: BENCHMARKS.md, "Supplement").
+  **full** train split with dm and dm_sparse alone (and, on backdoors, finetune_stamped;
+  Retrain's cost grows with the training set, dm's does not: this block measures the speedup
+  at production size); ResNet-8 on a 5,000-sample subset with the named baselines. Every
+  block also runs `dm_sparse` beside dm. The epsilon score is computed for the first block's
+  class and random rows and for every random row (ResNet-8: dm and the named baselines); the
+  extra class rows and ResNet-8's class row carry none here (time budget; they were scored
+  separately: BENCHMARKS.md, "Supplement").
 - methods use the third-party **reference** split; third_party_auc and probe_acc read the
   **holdout** split only; MIA non-members are test samples (SalUn protocol).
 - rows: `retrain` (gold), `retrain_fresh` (Retrain with recipe seed + 500: its distance to
   `retrain` is the noise floor of every metric), `identity` (the original), `logit_mask`
-  (class requests: the class's output row zeroed, bias -30; no training), `dm`, baselines
+  (class requests: the class's output row zeroed, bias -30; no training), `dm`, `dm_sparse`
+  (an option, not dm's default: dm changing only the 3% of the updated weights its forget
+  loss moves most; docs/method.md §10), baselines
   at their papers' budgets (docs/baselines.md), `NAME@dm_time` (the same baseline with its
   schedule scaled to dm's wall-clock on that seed) and `NAME_head` (the frozen-feature
   shortcut dm uses).

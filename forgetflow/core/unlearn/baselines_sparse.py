@@ -18,6 +18,7 @@ from forgetflow.core.unlearn.common import (
     amp,
     finetune_retain,
     setup,
+    top_gradient_masks,
     train_relabelled,
 )
 
@@ -83,18 +84,9 @@ def saliency_mask(model: Classifier, forget: ImageSet, fraction: float, batch_si
             loss = F.cross_entropy(model(x).float(), y, reduction="sum") / len(forget)
         loss.backward()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    grads = torch.cat([
-        (p.grad.abs() if p.grad is not None else torch.zeros_like(p)).flatten() for _, p in named
-    ])
+    k = int(round(fraction * sum(p.numel() for _, p in named)))
+    masks = top_gradient_masks(named, k)
     model.zero_grad(set_to_none=True)
-    keep = torch.zeros_like(grads)
-    k = int(round(fraction * grads.numel()))
-    if k > 0:
-        keep[torch.topk(grads, k, sorted=False).indices] = 1.0
-    masks, offset = {}, 0
-    for name, p in named:
-        masks[name] = keep[offset: offset + p.numel()].view_as(p)
-        offset += p.numel()
     return masks
 
 

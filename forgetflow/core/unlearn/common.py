@@ -127,6 +127,23 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], kind: str, lr: float,
     raise ValueError(f"unknown optimizer {kind!r}; expected 'sgd' or 'adam'")
 
 
+def top_gradient_masks(named: list[tuple[str, torch.nn.Parameter]],
+                       k: int) -> dict[str, torch.Tensor]:
+    """Weight saliency from the gradients already accumulated on `named`: the k weights with
+    the largest |grad|, ranked over all of them at once, get mask 1 (no gradient counts as 0).
+    Shared by SalUn and dm's sparse updates, which differ only in the loss and in k."""
+    scores = torch.cat([(p.grad.abs() if p.grad is not None else torch.zeros_like(p)).flatten()
+                        for _, p in named])
+    keep = torch.zeros_like(scores)
+    if k > 0:
+        keep[torch.topk(scores, k, sorted=False).indices] = 1.0
+    masks, offset = {}, 0
+    for name, p in named:
+        masks[name] = keep[offset: offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return masks
+
+
 class WeightMask:
     """Only the weights where `masks[name]` is 1 may move: their gradients pass, the others'
     are zeroed, and after each update the others are written back to their starting values

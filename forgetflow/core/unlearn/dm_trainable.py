@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from forgetflow.core.models import Classifier
+from forgetflow.core.unlearn.common import top_gradient_masks
 
 AUTO_WEIGHT_SHARE = 0.5
 
@@ -108,17 +109,13 @@ def saliency_masks(net: nn.Module, forget_loss: Callable[[], torch.Tensor],
     Masks are 0/1 tensors shaped like their parameter; share 1 keeps everything (no masks)."""
     if share >= 1.0:
         return []
-    params = [p for p in net.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     net.zero_grad(set_to_none=True)
     forget_loss().backward()
-    scores = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten()
-                        for p in params])
-    keep = max(1, int(share * scores.numel()))
-    cut = scores.topk(keep).values.min()
-    masks = [(p, ((p.grad.abs() if p.grad is not None else torch.zeros_like(p)) >= cut)
-              .to(p.dtype)) for p in params]
+    keep = max(1, int(share * sum(p.numel() for _, p in named)))
+    masks = top_gradient_masks(named, keep)
     net.zero_grad(set_to_none=True)
-    return masks
+    return [(p, masks[n]) for n, p in named]
 
 
 __all__ = ["AUTO_WEIGHT_SHARE", "Split", "check_trainable", "first_trainable_stage",

@@ -7,8 +7,8 @@ import numpy as np
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
            "mia_loss_acc", "third_party_auc", "asr", "relearn_acc", "probe_acc",
-           "epsilon_score", "challenge_score", "seconds", "avg_gap")
-UNITLESS = ("seconds", "avg_gap", "epsilon_score", "challenge_score")
+           "epsilon_score", "epsilon_split", "challenge_score", "seconds", "avg_gap")
+UNITLESS = ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score")
 NOISE_FLOOR = "retrain_fresh"
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from forgetflow.bench.harness import BenchConfig, warm_up_torch
 from forgetflow.bench.jobs import Job, run_job
-from forgetflow.core.epsilon import final_score, forgetting_quality
+from forgetflow.core.epsilon import final_score, forgetting_quality, forgetting_quality_split
 from forgetflow.core.metrics import avg_gap
 
 Mapper = Callable[[Callable[[Job], dict], list[Job]], Iterable[dict]]
@@ -71,8 +71,9 @@ def time_matched_jobs(cfg: BenchConfig, rows: list[dict]) -> list[Job]:
 
 
 def epsilon_scores(cfg: BenchConfig, rows: list[dict], mapper: Mapper) -> dict[str, dict]:
-    """F and the challenge's final score per row label (first report seed); `retrain_fresh`
-    holds the Retrain-vs-Retrain noise floor (set B against set A)."""
+    """F (challenge semantics, with its 95% bootstrap interval and the older split estimator)
+    and the challenge's final score per row label (first report seed); `retrain_fresh` holds
+    the Retrain-vs-Retrain noise floor (set B against set A)."""
     s0, n = cfg.report_seeds()[0], cfg.epsilon_models
     labels = [("retrain", "retrain", ()), ("retrain_fresh", "retrain_fresh", ())]
     labels += [x for x in _epsilon_labels(cfg, rows) if x[1] not in GOLD]
@@ -87,12 +88,15 @@ def epsilon_scores(cfg: BenchConfig, rows: list[dict], mapper: Mapper) -> dict[s
     ra_r, ta_r = np.mean([m["retain_acc"] for m in ref]), np.mean([m["test_acc"] for m in ref])
     out = {}
     for label, ms in models.items():
-        quality, eps = forgetting_quality(np.stack([m["phi"] for m in ms]), r_phi, s0)
+        u_phi = np.stack([m["phi"] for m in ms])
+        q = forgetting_quality(u_phi, r_phi, s0)  # challenge semantics, 95% bootstrap interval
         ra_u, ta_u = np.mean([m["retain_acc"] for m in ms]), np.mean([m["test_acc"] for m in ms])
-        out[label] = {"epsilon_score": quality,
-                      "challenge_score": final_score(quality, ra_u, ra_r, ta_u, ta_r),
-                      "epsilon_median": float(np.median(eps)),
-                      "epsilon_inf_share": float(np.mean(~np.isfinite(eps)))}
+        out[label] = {"epsilon_score": q.score,
+                      "epsilon_ci_low": q.ci_low, "epsilon_ci_high": q.ci_high,
+                      "epsilon_split": forgetting_quality_split(u_phi, r_phi, s0)[0],
+                      "challenge_score": final_score(q.score, ra_u, ra_r, ta_u, ta_r),
+                      "epsilon_median": float(np.median(q.eps)),
+                      "epsilon_inf_share": float(np.mean(~np.isfinite(q.eps)))}
     return out
 
 

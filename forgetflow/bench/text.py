@@ -35,12 +35,22 @@ PREAMBLE = """\
   samples + 128 retain rows per step; backdoor: ASR after relearning from stamped samples);
   `probe_acc` = 5-fold logistic probe on penultimate features (class: forgotten class vs
   rest on holdout data; samples: forget vs holdout membership; n/a for backdoors).
-- `epsilon_score` = F of the NeurIPS 2023 unlearning challenge (forgetflow/core/epsilon.py:
-  N unlearned vs N retrained models per forget example, thresholds fitted on half the
-  models and scored on the other half, eps at delta 1e-5, 0.5-wide bins scored 2^-bin);
+- `epsilon_score` = F of the NeurIPS 2023 unlearning challenge with its semantics
+  (forgetflow/core/epsilon.py): per forget example, the logit-scaled confidence under N
+  unlearned and N retrained models; every single-threshold rule (both directions) and
+  two-threshold rule (an interval or its complement) over the pooled values, fitted and
+  scored on all 2N models; eps at delta 1e-5 (attacks with exactly one zero rate discarded),
+  the maximum over attacks, and eps = inf when either side is (near-)constant (std at most
+  1% of the other side's); 0.5-wide bins scored 2^-bin, eps = inf scores 0. The results
+  JSON carries F's 95% bootstrap interval over forget examples (`epsilon_ci_low`,
+  `epsilon_ci_high`). `epsilon_split` = the older estimator (thresholds fitted on half the
+  models, scored on the other half), kept as a secondary column: it rewarded low variance
+  (N copies of the original scored ~0.5, where the challenge gives 0).
   `challenge_score` = F x RA_U/RA_R x TA_U/TA_R. Computed on the first seed only, for class
   and random requests; the `retrain_fresh` row holds Retrain's own F (a second set of N
-  retrained models against the first): the best any method can expect at this N.
+  retrained models against the first): the best any method can expect at this N. It is
+  well below 1 and falls as N grows (the maximum over attacks finds noise), so F compares
+  rows at one N only.
 - aggregation: mean ± sample std (ddof = 1) over seeds; `speedup (min)` = Σ Retrain seconds
   / Σ method seconds, with the smallest per-seed ratio in brackets; targets on the means
   with the number of seeds that pass alone; the Pareto check uses every row.
@@ -65,7 +75,7 @@ def noise_floor_table(summary: dict, metrics: tuple[str, ...]) -> str:
         return "(no noise-floor row)"
     cells = []
     for key in metrics:
-        if key in ("seconds", "avg_gap", "epsilon_score", "challenge_score"):
+        if key in ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score"):
             value = fresh.get(key)
             cells.append("–" if value is None else f"{value[0]:.2f}")
             continue

@@ -65,12 +65,35 @@ class UnlearnParams(_Section):
         return plan
 
 
+class DepthGateParams(_Section):
+    """The gate's retrain-free depth checks (forgetflow/core/depth_gate.py) and the one attack
+    budget they share; thresholds calibrated by the bench on tuning seeds (docs/method.md §11)."""
+
+    enabled: bool = True
+    max_relearn_gap: float = Field(0.025, ge=0, le=1)  # samples/subject
+    max_reimplant_gap: float = Field(0.15, ge=0, le=1)  # backdoor
+    min_class_feature_drop: float = Field(0.01, ge=0, le=1)  # class
+    noise_z: float = Field(1.0, ge=0)  # a gap within noise_z standard errors is not a failure
+    steps: int = Field(30, ge=1)
+    lr: float = Field(0.003, gt=0)
+    shown_fraction: float = Field(0.2, gt=0, lt=1)
+    min_shown: int = Field(10, ge=1)
+    max_shown: int = Field(256, ge=1)
+    implant_shown: int = Field(16, ge=1)
+    implant_steps: int = Field(20, ge=1)
+    retain_per_step: int = Field(64, ge=1)
+    shots: int = Field(10, ge=1)
+    repeats: int = Field(20, ge=1)
+    min_rows: int = Field(50, ge=2)
+
+
 class GateParams(_Section):
     max_third_party_auc: float = 0.60
     max_forget_acc_class: float = 0.02
     max_asr: float = 0.05
     max_test_acc_drop: float = 0.02
     min_auc_samples: int = 50
+    depth: DepthGateParams = Field(default_factory=DepthGateParams)
 
 
 class EvalParams(_Section):

@@ -14,6 +14,7 @@ from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.params import EvalParams, GateParams
 from forgetflow.core.progress import progress_iter
 from forgetflow.pipeline.batch import Stage, concat
+from forgetflow.pipeline.depth import depth_checks, unseen_for
 
 
 @dataclass
@@ -40,14 +41,6 @@ def kept_test(test: ImageSet, forgotten: list[int]) -> ImageSet:
     return test.where(~np.isin(test.labels.numpy(), forgotten))
 
 
-def _unseen(pool: ImageSet, holdout: ImageSet | None) -> ImageSet:
-    """Evaluation data for a stage whose unlearning used `pool` (the reference part): the
-    holdout part restricted to the same classes, or `pool` itself where no holdout exists."""
-    if holdout is None or not len(holdout):
-        return pool
-    return holdout.where(np.isin(holdout.labels.numpy(), np.unique(pool.labels.numpy())))
-
-
 def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet,
                     third_party: ImageSet, caps: EvalParams,
                     seed: int = 0,
@@ -57,11 +50,11 @@ def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet
     (params evaluation.retain_cap): the full split adds seconds. Unseen-data comparisons read
     the `holdout` split, never the reference data the method itself saw."""
     retain = _sample(retain, caps.retain_cap, seed)
-    third_party = _unseen(third_party, holdout)
+    third_party = unseen_for(third_party, holdout)
     per_stage = {}
     for st in progress_iter(stages, "evaluate"):
         per_stage[st.name] = evaluate(model, EvalData(
-            st.forget, retain, test, _unseen(st.third_party, holdout), st.scenario,
+            st.forget, retain, test, unseen_for(st.third_party, holdout), st.scenario,
             st.forget_class, st.trigger
         ), seed, depth=caps.depth)
     if len(stages) == 1:
@@ -111,10 +104,16 @@ def run_gate(model, parent, stages: list[Stage], retain: ImageSet, test: ImageSe
     parent_acc = accuracy(predict_logits(parent, kept.images), kept.labels)
     new_acc = accuracy(predict_logits(model, kept.images), kept.labels)
     checks = decide(per_stage, stages, parent_acc, new_acc, gate)
+    if gate.depth.enabled:
+        retain_rows = _sample(retain, (caps or EvalParams()).retain_cap, seed)
+        checks += depth_checks(model, parent, stages, retain_rows, test, third_party,
+                               holdout, gate.depth, seed)
     metrics = {k: v for k, v in overall.items() if v is not None}
     metrics["parent_test_acc_kept"] = parent_acc
     metrics["test_acc_kept"] = new_acc
     if len(stages) > 1:
         for name, row in per_stage.items():
             metrics.update({f"{name}.{k}": v for k, v in row.items() if v is not None})
+    metrics.update({c["metric"]: c["value"] for c in checks
+                    if c.get("depth") and c["value"] is not None})
     return GateResult(all(c["passed"] for c in checks), checks, metrics)

@@ -84,6 +84,15 @@ def receipts(ws: Workspace, ref: ModelRef, batch: dict[str, Any],
 
 # --- the batch report (a Prefect markdown artifact)
 
+def threshold_text(check: dict[str, Any]) -> str:
+    """A check's bound as a reader sees it: "<= x" (a maximum) or ">= x" (a minimum)."""
+    if check.get("max") is not None:
+        return f"<= {check['max']}"
+    if check.get("min") is not None:
+        return f">= {check['min']}"
+    return "—"
+
+
 def batch_markdown(batch: dict[str, Any], checks: list[dict], decisions: list[dict]) -> str:
     """Requests, forget-set size, metrics, gate verdict, version."""
     lines = [f"# Deletion batch `{batch['batch_id']}`", "",
@@ -94,11 +103,11 @@ def batch_markdown(batch: dict[str, Any], checks: list[dict], decisions: list[di
              f"- data version: {batch.get('parent_data_version')} → {batch.get('data_version')}",
              f"- model: `{batch['model_name']}` v{batch.get('parent_version')} → "
              f"v{batch.get('model_version')} (method `{batch.get('method')}`)",
-             f"- **gate: {batch.get('gate')}**", "", "| check | value | max | passed |",
+             f"- **gate: {batch.get('gate')}**", "", "| check | value | threshold | passed |",
              "|---|---|---|---|"]
     for c in checks:
         value = "—" if c["value"] is None else f"{c['value']:.4f}"
-        lines.append(f"| {c['check']} | {value} | {c['max']} | {c['passed']} |")
+        lines.append(f"| {c['check']} | {value} | {threshold_text(c)} | {c['passed']} |")
     lines += ["", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in sorted(batch.get("metrics", {}).items())
               if v is not None]

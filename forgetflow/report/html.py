@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from forgetflow.pipeline.lineage import threshold_text
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
 max-width:1100px;color:#1b1f24;background:#fff;padding:0 1rem}
@@ -80,8 +82,8 @@ def _sections(r: dict[str, Any]) -> list[str]:
                "batch on its own (a forgotten class, a backdoor, the sample/subject rows); the "
                "cards above pool every forget row.</p>")
     if checks:
-        out.append(_table(["check", "value", "threshold (max)", "verdict", "note"],
-                          [[c["check"], c["value"], c["max"], _verdict(c["passed"]),
+        out.append(_table(["check", "value", "threshold", "verdict", "note"],
+                          [[c["check"], c["value"], threshold_text(c), _verdict(c["passed"]),
                             c.get("note", "")] for c in checks], {1, 2}))
     else:
         out.append("<p>No gate checks recorded (a base model is the gate's reference).</p>")

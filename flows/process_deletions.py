@@ -145,8 +145,9 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
                                params.gate, params.evaluation, params.unlearn.seed,
                                base_bundle.holdout)
             lease.step("gated")
-            decisions.append({"method": method, "config": config, "seconds": outcome.seconds,
-                              "gate": verdict.verdict, "checks": verdict.checks})
+            decisions.append({"rung": len(decisions) + 1, "method": method, "config": config,
+                              "seconds": outcome.seconds, "gate": verdict.verdict,
+                              "checks": verdict.checks})
             log.info("attempt %d (%s): gate %s", len(decisions), method, verdict.verdict)
             if verdict.passed:
                 break
@@ -179,7 +180,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
         offer_challenger(name, ref.version)
     lease.step("alias-set")
     batch.update(model_version=ref.version, method=ref.tag("method"), gate=verdict.verdict,
-                 metrics=metrics)
+                 metrics=metrics, rung=len(decisions) if verdict.passed else None)
 
     # 7. figures and the batch report, then close the requests in one transaction
     with watch.lap("figures"):

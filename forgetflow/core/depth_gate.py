@@ -137,24 +137,29 @@ def backdoor_depth(model: torch.nn.Module, trigger: TriggerSpec, clean_pool: Ima
     if k < budget.min_shown:
         raise ValueError(f"{len(clean)} clean unseen images: too few to implant a trigger")
     control = control_trigger(trigger, tuple(clean.images.shape[1:]))
-    shown = clean.take(np.random.default_rng(seed).choice(len(clean), k, replace=False))
-    asr = []
-    for spec in (trigger, control):
-        x = to_float(stamp(shown.images, spec))
-        y = torch.full((k,), spec.target, dtype=torch.long)
-        net = relearned(model, x, y, retain, budget.implant_steps, budget.lr, seed,
-                        budget.retain_per_step)
-        asr.append(attack_success_rate(net, test, spec))
-    rows = int((test.labels != trigger.target).sum())
-    noise = math.sqrt(sum(max(a * (1 - a), 1e-4) / max(rows, 1) for a in asr))
-    return DepthResult("reimplant_gap", asr[0] - asr[1], asr[0], asr[1], noise, k)
+    asr = np.zeros((budget.implant_repeats, 2))
+    for r in range(budget.implant_repeats):  # a few draws: one attack's ASR swings widely
+        shown = clean.take(np.random.default_rng([seed, r]).choice(len(clean), k, False))
+        for i, spec in enumerate((trigger, control)):
+            x = to_float(stamp(shown.images, spec))
+            y = torch.full((k,), spec.target, dtype=torch.long)
+            net = relearned(model, x, y, retain, budget.implant_steps, budget.lr, seed + r,
+                            budget.retain_per_step)
+            asr[r, i] = attack_success_rate(net, test, spec)
+    gaps = asr[:, 0] - asr[:, 1]
+    # the attack's own spread across draws dominates the binomial noise of one ASR
+    noise = float(gaps.std(ddof=1) / math.sqrt(len(gaps))) if len(gaps) > 1 else 0.0
+    asr = asr.mean(0)
+    return DepthResult("reimplant_gap", float(asr[0] - asr[1]), float(asr[0]), float(asr[1]),
+                       noise, k)
 
 
 def few_shot_recall(features: np.ndarray, labels: np.ndarray, reference: np.ndarray,
                     reference_labels: np.ndarray, shots: int, repeats: int,
                     seed: int) -> np.ndarray:
     """Per class, the share of `features` rows a nearest-centroid reader built from `shots`
-    reference rows per class assigns to their class (mean over `repeats` draws)."""
+    reference rows per class assigns to their class (mean over `repeats` draws; NaN for a
+    class with no row in `features`)."""
     classes = np.unique(reference_labels)
     hits = np.zeros(len(classes))
     for r in range(repeats):
@@ -163,7 +168,8 @@ def few_shot_recall(features: np.ndarray, labels: np.ndarray, reference: np.ndar
                                                shots, replace=False)].mean(0) for c in classes])
         d = (features ** 2).sum(1)[:, None] - 2 * features @ cents.T + (cents ** 2).sum(1)
         pred = classes[d.argmin(1)]
-        hits += np.asarray([np.mean(pred[labels == c] == c) for c in classes])
+        hits += np.asarray([np.mean(pred[labels == c] == c) if (labels == c).any() else np.nan
+                            for c in classes])
     return hits / repeats
 
 
@@ -193,6 +199,6 @@ def class_depth(model: torch.nn.Module, parent: torch.nn.Module, forget_class: i
     classes = np.unique(ref_y)
     is_k = classes == forget_class
     drop = recall[0] - recall[1]
-    value = float(drop[is_k][0] - drop[~is_k].mean())
+    value = float(drop[is_k][0] - np.nanmean(drop[~is_k]))
     return DepthResult("class_feature_drop", value, float(recall[1][is_k][0]),
                        float(recall[0][is_k][0]), 0.0, int((labels == forget_class).sum()))

@@ -51,7 +51,7 @@ class UnlearnParams(_Section):
     method: str = "dm"
     config: dict[str, Any] = Field(default_factory=dict)
     escalation: list[EscalationStep] = Field(default_factory=lambda: [
-        EscalationStep(method="dm", config={"max_steps": 480}),
+        EscalationStep(method="dm", config={"trainable": "all", "max_steps": 480}),
         EscalationStep(method="retrain"),
     ])
     seed: int = 0
@@ -81,6 +81,7 @@ class DepthGateParams(_Section):
     max_shown: int = Field(256, ge=1)
     implant_shown: int = Field(16, ge=1)
     implant_steps: int = Field(20, ge=1)
+    implant_repeats: int = Field(3, ge=1)
     retain_per_step: int = Field(64, ge=1)
     shots: int = Field(10, ge=1)
     repeats: int = Field(20, ge=1)

@@ -132,7 +132,7 @@ def process(model: str = typer.Option(None, help="registered model (default: par
 
         result = process_deletions(name, str(params) if params else None)
         keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
-                "gate", "metrics")
+                "gate", "rung", "metrics")
         batches = result.get("batches") or [result]
         out = {**{k: result.get(k) for k in keys}, "rejected": result.get("rejected"),
                "timings": result.get("timings")}

@@ -177,27 +177,34 @@ def class_depth(model: torch.nn.Module, parent: torch.nn.Module, forget_class: i
                 forget: ImageSet, retain: ImageSet, unseen_pool: ImageSet,
                 budget: DepthGateParams, seed: int = 0) -> DepthResult:
     """Excess drop of the forgotten class's few-shot recall vs the parent's features, over the
-    mean drop of the remaining classes. Shots of the class come from its forget rows (what an
-    attacker holding some of them would use); recall is read on unseen holdout rows."""
-    labels = unseen_pool.labels.numpy()
-    if int((labels == forget_class).sum()) < budget.min_shown or len(forget) < budget.shots:
-        raise ValueError("too few images of the forgotten class to test its features")
+    mean drop of the remaining classes. The class's shots come from half of its forget rows
+    (what an attacker holding some of them would use); its recall is read on the other half
+    plus its unseen holdout rows, the other classes' on their holdout rows. Parent and
+    candidate read the very same rows, so the comparison is paired."""
+    if len(forget) < 2 * budget.shots:
+        raise ValueError(f"{len(forget)} images of the forgotten class: fewer than 2 x shots "
+                         f"({budget.shots}), too few to test its features")
+    order = np.random.default_rng(seed).permutation(len(forget))
+    shot_pool, held = forget.take(order[: len(order) // 2]), forget.take(order[len(order) // 2:])
+    evaluated = ImageSet(torch.cat([unseen_pool.images, held.images]),
+                         torch.cat([unseen_pool.labels, held.labels]),
+                         np.concatenate([unseen_pool.ids, held.ids]))
+    labels = evaluated.labels.numpy()
     rng = np.random.default_rng(seed)
     ref_rows = retain.take(np.sort(rng.choice(len(retain), min(len(retain), 5000), False)))
     keep = [c for c in np.unique(ref_rows.labels.numpy())
-            if int((ref_rows.labels.numpy() == c).sum()) >= budget.shots]
+            if c != forget_class and int((ref_rows.labels.numpy() == c).sum()) >= budget.shots]
     ref_rows = ref_rows.where(np.isin(ref_rows.labels.numpy(), keep))
+    ref_y = np.concatenate([ref_rows.labels.numpy(), np.full(len(shot_pool), forget_class)])
     recall = []
     for net in (parent, model):
         ref = np.concatenate([penultimate_features(net, ref_rows.images),
-                              penultimate_features(net, forget.images)])
-        ref_y = np.concatenate([ref_rows.labels.numpy(), np.full(len(forget), forget_class)])
-        feats = penultimate_features(net, unseen_pool.images)
+                              penultimate_features(net, shot_pool.images)])
         scale = float(ref.std()) + 1e-8
-        recall.append(few_shot_recall(feats / scale, labels, ref / scale, ref_y, budget.shots,
+        feats = penultimate_features(net, evaluated.images) / scale
+        recall.append(few_shot_recall(feats, labels, ref / scale, ref_y, budget.shots,
                                       budget.repeats, seed))
-    classes = np.unique(ref_y)
-    is_k = classes == forget_class
+    is_k = np.unique(ref_y) == forget_class
     drop = recall[0] - recall[1]
     value = float(drop[is_k][0] - np.nanmean(drop[~is_k]))
     return DepthResult("class_feature_drop", value, float(recall[1][is_k][0]),

@@ -185,7 +185,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
     # 7. figures and the batch report, then close the requests in one transaction
     with watch.lap("figures"):
         figures_md = batch_figures(ref.run_id, parent, model, stages, bundle,
-                                   forgotten_classes(plan))
+                                   forgotten_classes(plan), verdict.checks)
     lease.step("figures-logged")
     create_markdown_artifact(lineage.batch_markdown(batch, verdict.checks, decisions)
                              + figures_md, key=f"deletion-batch-{batch_id.lower()}",

@@ -31,7 +31,8 @@ TITLES = {"confidence_ecdf": "confidence ECDF (forget / third-party / test, befo
           "loss_ecdf": "loss ECDF (forget / third-party / test, before → after)",
           "mia_roc": "membership-inference ROC (forget vs test)",
           "class_accuracy": "per-class test accuracy before/after",
-          "backdoor": "ASR before/after and triggered held-out examples"}
+          "backdoor": "ASR before/after and triggered held-out examples",
+          "depth_checks": "depth checks: forgotten vs never-seen after the same attack"}
 
 
 def _cap(data: ImageSet, seed: int = 0) -> ImageSet:
@@ -66,7 +67,8 @@ def forget_rows(stages: list[Stage]) -> ImageSet:
 
 
 def build_batch_figures(parent: torch.nn.Module, model: torch.nn.Module, stages: list[Stage],
-                        bundle: DataBundle, forgotten: list[int]) -> dict[str, Figure]:
+                        bundle: DataBundle, forgotten: list[int],
+                        checks: list[dict] | None = None) -> dict[str, Figure]:
     """Every figure that applies to this batch, by artifact name (without `.png`)."""
     groups = {"forget": _cap(forget_rows(stages)),
               "third-party (held-out)": _cap(bundle.third_party),
@@ -89,6 +91,9 @@ def build_batch_figures(parent: torch.nn.Module, model: torch.nn.Module, stages:
     trigger = next((s.trigger for s in stages if s.trigger is not None), None)
     if trigger is not None:
         out["backdoor"] = backdoor(parent, model, bundle.test, trigger)
+    depth = [c for c in checks or [] if c.get("evidence")]
+    if depth:
+        out["depth_checks"] = figures.depth_figure(depth)
     return out
 
 
@@ -155,12 +160,12 @@ def figures_markdown(run_id: str, experiment_id: str, artifact_uri: str,
 
 def publish_batch_figures(run_id: str, parent: torch.nn.Module, model: torch.nn.Module,
                           stages: list[Stage], bundle: DataBundle,
-                          forgotten: list[int]) -> str:
+                          forgotten: list[int], checks: list[dict] | None = None) -> str:
     """Build, log and link the batch's figures; returns the markdown section."""
     from forgetflow.adapters.registry import Registry
     from forgetflow.adapters.workspace import Workspace
 
-    figs = build_batch_figures(parent, model, stages, bundle, forgotten)
+    figs = build_batch_figures(parent, model, stages, bundle, forgotten, checks)
     paths = log_figures(run_id, figs)
     run = Registry(Workspace.from_env()).client.get_run(run_id)
     return figures_markdown(run_id, run.info.experiment_id, run.info.artifact_uri, paths)

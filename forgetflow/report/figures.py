@@ -122,6 +122,25 @@ def backdoor_figure(asr_before: float, asr_after: float, images: np.ndarray,
     return fig
 
 
+def depth_figure(checks: Sequence[dict]) -> Figure:
+    """Each depth check of the gate: the forgotten side vs what the model never saw, after the
+    same attack (relearned accuracy, re-implanted ASR, or few-shot recall vs the parent)."""
+    fig = new_figure(1.0 + 2.6 * max(len(checks), 1), 3.2)
+    for i, c in enumerate(checks):
+        ax = fig.add_subplot(1, max(len(checks), 1), i + 1)
+        ev = c["evidence"]
+        sides = (["unlearned", "parent"] if ev["check"] == "class_feature_drop"
+                 else ["forgotten", "never seen"])
+        bars = ax.bar(sides, [ev["forgotten"], ev["control"]], color=["#1f77b4", "#7f7f7f"])
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+        verdict = "pass" if c["passed"] else "FAIL"
+        ax.set(ylim=(0, 1.1), title=f"{c['check'].split(': depth ')[-1]}: {verdict}")
+        ax.set_xlabel(c["check"].split(":")[0], fontsize=8)
+    fig.suptitle("depth checks: the same attack on what was forgotten and on what never was",
+                 fontsize=9)
+    return fig
+
+
 def bench_scatter_figure(points: Sequence[dict], scenarios: Sequence[str]) -> Figure:
     """Seconds vs avg_gap (log x) of every method, one panel per scenario: fast and close to
     Retrain is bottom-left."""

@@ -61,6 +61,20 @@ def test_every_applicable_figure_is_drawn(digits_bundle: DataBundle, models) -> 
     assert set(plain_only) == {"confidence_ecdf", "loss_ecdf", "mia_roc"}
 
 
+def test_the_gate_depth_checks_get_a_figure(digits_bundle: DataBundle, models) -> None:
+    from forgetflow.core.params import DepthGateParams
+    from forgetflow.pipeline.depth import depth_checks
+
+    stages = stages_of(digits_bundle, TriggerSpec(size=3, target=0))
+    checks = depth_checks(models[1], models[0], stages, digits_bundle.train,
+                          digits_bundle.test, digits_bundle.third_party, None,
+                          DepthGateParams(min_rows=10), seed=0)
+    assert [c["check"].split(": depth ")[1] for c in checks] == [
+        "reimplant_gap", "class_feature_drop", "relearn_gap"]
+    figs = build_batch_figures(*models, stages[2:], digits_bundle, forgotten=[], checks=checks)
+    assert "depth_checks" in figs and pixel_std(figs["depth_checks"]) > 10
+
+
 def test_curves_compare_sample_rows_not_class_rows(digits_bundle: DataBundle) -> None:
     stages = stages_of(digits_bundle, TriggerSpec(size=3, target=0))
     assert set(forget_rows(stages).ids.tolist()) == set(stages[2].forget.ids.tolist())

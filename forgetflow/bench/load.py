@@ -56,7 +56,7 @@ def params(max_requests: int, epochs: int) -> dict[str, Any]:
             "unlearn": {"method": "dm", "config": {"max_steps": 40, "min_steps": 5},
                         "escalation": []},
             "gate": {"max_third_party_auc": 1.0, "max_forget_acc_class": 1.0, "max_asr": 1.0,
-                     "max_test_acc_drop": 1.0},
+                     "max_test_acc_drop": 1.0, "depth": {"enabled": False}},
             "evaluation": {"retain_cap": 5000},
             "batch": {"max_requests": max_requests},
             "registry": {"model_name": "ff-load"}}

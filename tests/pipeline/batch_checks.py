@@ -26,7 +26,8 @@ def batch_params(tiny: dict[str, Any]) -> dict[str, Any]:
             "unlearn": {"method": "dm", "config": {"max_steps": 30, "min_steps": 5},
                         "escalation": []},
             "gate": {"max_third_party_auc": 1.0, "max_forget_acc_class": 1.0, "max_asr": 1.0,
-                     "max_test_acc_drop": 1.0, "min_auc_samples": 50}}
+                     "max_test_acc_drop": 1.0, "min_auc_samples": 50,
+                     "depth": {"enabled": False}}}
 
 
 def copy_workspace(template: Path, dest: Path, params: dict[str, Any],

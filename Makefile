@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-cli bench-gpu lint format clean repro
+.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -39,11 +39,20 @@ tune: setup  ## dm's defaults by coordinate search on tuning seeds 100..102 only
 bench: setup  ## CNN + ResNet-8 rows, 3 seeds, epsilon N=8 (<= 90 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=full FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
+bench-depth: setup  ## relearn-attack budgets on tuning seeds 100-103 only (~25 min, 1 thread); bench-results/depth/
+	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.depth
+
 bench-quick: setup  ## every column, fewer rows, 3 seeds (<= ~20 min on 2 cores); rewrites BENCHMARKS.md
 	BENCH_PROFILE=quick FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
 bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends to BENCHMARKS.md
 	$(BIN)/python -m forgetflow.bench.gpu
+
+bench-gate: setup  ## the gate's depth thresholds, calibrated on tuning seeds 100-102 only; bench-results/gate/
+	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.gate_calibration
+
+bench-report: setup  ## the gate and yardstick report: CNN 5k + ResNet-8 3k, 5 seeds, gate_pass, depth_index, F at N=16 (~50 min); rewrites BENCHMARKS.md
+	BENCH_PROFILE=gate FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
 bench-cli: setup  ## wall seconds of the ledger verbs (fresh processes); BENCHMARKS.md section
 	$(BIN)/python -m forgetflow.bench.cli_latency

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
-           "mia_loss_acc", "third_party_auc", "asr", "relearn_acc", "probe_acc",
-           "epsilon_score", "epsilon_split", "challenge_score", "seconds", "avg_gap")
-UNITLESS = ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score")
+           "mia_loss_acc", "third_party_auc", "asr", "relearn_acc", "depth_index",
+           "probe_acc", "epsilon_score", "epsilon_split", "challenge_score", "seconds", "avg_gap")
+UNITLESS = ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score",
+            "depth_index")
 NOISE_FLOOR = "retrain_fresh"
 
 
@@ -28,14 +29,48 @@ def speedups(result: dict, label: str) -> tuple[float | None, float | None]:
     return sum(g for g, _ in secs) / total, (min(ratios) if ratios else None)
 
 
+def depth_index(m: float | None, m_identity: float | None,
+                m_retrain: float | None) -> float | None:
+    """(m_identity - m) / (m_identity - m_retrain) of one seed's relearn metric: 1 = as deep
+    as Retrain, 0 = no deeper than the original; None where undefined (a value missing, or
+    identity and Retrain equal: the attack then cannot tell depth)."""
+    vals = (m, m_identity, m_retrain)
+    if any(v is None or np.isnan(v) for v in vals) or abs(m_identity - m_retrain) < 1e-12:
+        return None
+    return float((m_identity - m) / (m_identity - m_retrain))
+
+
+def depth_indices(result: dict) -> dict[tuple[str, int], float]:
+    """depth_index per (row label, seed), from that seed's identity and Retrain rows; only
+    rows whose attack ran at a calibrated budget (forgetflow.bench.relearn_budget) get one:
+    an uncalibrated budget need not separate the original from Retrain at all."""
+    by_seed: dict[int, dict[str, dict]] = {}
+    for r in result["rows"]:
+        by_seed.setdefault(r["seed"], {})[r["method"]] = r
+    out = {}
+    for seed, by in by_seed.items():
+        ident, gold = by.get("identity", {}), by.get("retrain", {})
+        for label, r in by.items():
+            if (r.get("relearn_budget") or {}).get("source") != "calibrated":
+                continue
+            v = depth_index(r.get("relearn_acc"), ident.get("relearn_acc"),
+                            gold.get("relearn_acc"))
+            if v is not None:
+                out[(label, seed)] = v
+    return out
+
+
 def summarize(result: dict) -> dict[str, dict[str, tuple[float, float | None] | None]]:
     """Mean and sample std (ddof = 1; None from a single value) per row label and metric."""
     out: dict[str, dict] = {}
+    index = depth_indices(result)
     for label in labels(result):
         rows = [r for r in result["rows"] if r["method"] == label]
         out[label] = {}
         for key in METRICS:
-            vals = [r[key] for r in rows if r.get(key) is not None]
+            vals = [index.get((label, r["seed"])) if key == "depth_index" else r.get(key)
+                    for r in rows]
+            vals = [v for v in vals if v is not None]
             out[label][key] = None if not vals else (
                 float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
         out[label]["speedup"], out[label]["speedup_min"] = speedups(result, label)
@@ -57,19 +92,47 @@ def format_table(result: dict) -> str:
     """Markdown: accuracies in %, avg_gap in points, F and the challenge score in [0, 1],
     speedup total-over-total with the per-seed minimum in brackets."""
     summary = summarize(result)
-    cols = [*METRICS, "speedup (min)"]
+    cols = [*METRICS, "speedup (min)", "gate_pass"]
     lines = ["| method | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for label, stats in summary.items():
         cells = [_cell(k, stats[k]) for k in METRICS]
         total, low = stats["speedup"], stats["speedup_min"]
         cells.append("–" if total is None or label == "retrain" else
                      (f"{total:.1f}× ({low:.1f}×)" if total < 1e4 else "∞"))
+        cells.append(gate_cell(result, label))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    rungs = ladder_line(result)
+    if rungs:
+        lines += ["", rungs]
+    floor = summary.get(NOISE_FLOOR, {}).get("depth_index")
+    if floor is not None:
+        lines += ["", f"depth_index: 1 = as deep as Retrain under the calibrated relearning "
+                  f"attack, 0 = as the original; floor (the {NOISE_FLOOR} row): {floor[0]:.2f}"]
     failed = [f"{r['method']} (seed {r['seed']}): {r['error']}" for r in result["rows"]
               if r.get("error")]
     if failed:
         lines += ["", "Failed runs (no metrics; excluded from the means): " + "; ".join(failed)]
     return "\n".join(lines)
+
+
+def gate_cell(result: dict, label: str) -> str:
+    """Seeds the production gate accepts, e.g. "2/3"; "–" where the gate was not run."""
+    rows = [r for r in result["rows"] if r["method"] == label and "gate_pass" in r]
+    return f"{sum(bool(r['gate_pass']) for r in rows)}/{len(rows)}" if rows else "–"
+
+
+def ladder_line(result: dict) -> str:
+    """How often each rung of the escalation ladder was needed for dm's rows."""
+    rows = [r for r in result["rows"] if r["method"] == "dm" and "gate_pass" in r]
+    if not rows:
+        return ""
+    rungs = [1 if r["gate_pass"] else r.get("ladder_rung") for r in rows]
+    counts = {k: sum(1 for x in rungs if x == k) for k in sorted({x for x in rungs
+                                                                    if x is not None})}
+    text = ", ".join(f"rung {k}: {n}" for k, n in counts.items())
+    none = sum(1 for x in rungs if x is None)
+    return (f"Escalation ladder (dm → dm on all layers → retrain), rung that first passed the "
+            f"gate per seed: {text}" + (f", none: {none}" if none else "") + ".")
 
 
 def _value(stats: dict, key: str) -> float:
@@ -99,11 +162,17 @@ def targets(scenario: str, method: dict, gold: dict, identity: dict,
     bound = SPEEDUP_TARGET.get(model, 20.0)
     checks = [(f"speedup >= {bound:g} (x; means: total Retrain s / total method s)", speed,
                speed >= bound)]
+
+    def relearn(name: str) -> list[tuple[str, float, bool]]:
+        """None where the calibration found no separating budget (the attack was dropped)."""
+        return [] if np.isnan(m(gold, "relearn_acc")) else \
+            [(name, pt("relearn_acc"), pt("relearn_acc") <= 5.0)]
+
     if scenario == "class":
         checks += [("forget_acc", m(method, "forget_acc"), m(method, "forget_acc") <= 0.01),
                    ("|test_acc_remaining - Retrain| (pt)", pt("test_acc_remaining"),
                     pt("test_acc_remaining") <= 1.0),
-                   ("|relearn_acc - Retrain| (pt)", pt("relearn_acc"), pt("relearn_acc") <= 5.0),
+                   *relearn("|relearn_acc - Retrain| (pt)"),
                    ("|probe_acc - Retrain| (pt)", pt("probe_acc"), pt("probe_acc") <= 2.0)]
     else:
         checks.append(("avg_gap (pt)", gap, gap <= 1.0))
@@ -116,7 +185,7 @@ def targets(scenario: str, method: dict, gold: dict, identity: dict,
         checks += [("Original ASR", m(identity, "asr"), m(identity, "asr") >= 0.90),
                    ("ASR", m(method, "asr"), m(method, "asr") <= 0.02),
                    ("|test_acc - Retrain| (pt)", pt("test_acc"), pt("test_acc") <= 1.0),
-                   ("|relearn ASR - Retrain| (pt)", pt("relearn_acc"), pt("relearn_acc") <= 5.0)]
+                   *relearn("|relearn ASR - Retrain| (pt)")]
         if seeds:
             recall = min(s["extraction_recall"] for s in seeds)
             precision = min(s["extraction_precision"] for s in seeds)

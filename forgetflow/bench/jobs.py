@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from forgetflow.bench.gate_rows import bench_stage, gate_row, ladder
 from forgetflow.bench.harness import BenchConfig, SeedSetup, cached_train, log, setup_seed
+from forgetflow.bench.relearn_budget import load_budget
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.epsilon import logit_confidence
 from forgetflow.core.evaluate import EvalData, evaluate
@@ -134,11 +136,45 @@ def _row(job: Job, setup: SeedSetup) -> dict:
         if report:
             row["report"] = report
     row["seconds"] = seconds
-    row.update(evaluate(model, eval_data(job.cfg, setup), job.seed, depth=True))
+    # the relearning attack at the budget calibrated on tuning seeds (forgetflow.bench.depth)
+    relearn, row["relearn_budget"] = load_budget(job.cfg.dataset, job.cfg.model,
+                                                 job.cfg.scenario)
+    row.update(evaluate(model, eval_data(job.cfg, setup), job.seed, depth=True,
+                        relearn=relearn))
+    row.update(_gated(job, setup, model))
+    if job.method == "dm" and not job.overrides and not row["gate_pass"]:
+        row.update(_next_rungs(job, setup))
     log(f"[bench] {job.cfg.scenario} seed {job.seed}: {row['method']} {seconds:.2f}s "
         f"forget={row['forget_acc']:.3f} test={row['test_acc']:.3f} "
         f"relearn={row.get('relearn_acc')}")
     return row
+
+
+def _gated(job: Job, setup: SeedSetup, model) -> dict:
+    """gate_pass: the production gate (params.yaml `gate`, depth checks included) on this row."""
+    forget, retain = _sets(setup)
+    original, _, _ = _train_role(job.cfg, setup, job.seed, "original")
+    trigger = TriggerSpec.from_dict(job.cfg.trigger) if job.cfg.trigger else None
+    stage = bench_stage(_scenario(job.cfg), forget, setup.bundle.third_party,
+                        job.cfg.forget_class, trigger)
+    return gate_row(model, original, stage, retain, setup.bundle.test,
+                    setup.bundle.third_party, setup.bundle.holdout, job.seed)
+
+
+def _next_rungs(job: Job, setup: SeedSetup) -> dict:
+    """The escalation ladder after a failed dm: each later dm rung of params.yaml
+    `unlearn.escalation` in turn; a retrain rung is the Retrain row. `ladder_rung` is the
+    first rung the gate accepts, `ladder_seconds` the unlearning time up to it."""
+    seconds = 0.0
+    for rung, (method, config) in enumerate(ladder()[1:], start=2):
+        if method != "dm":
+            return {"ladder_rung": rung, "ladder_seconds": None}
+        step = Job("row", job.cfg, job.seed, method, overrides=tuple(sorted(config.items())))
+        model, spent, _ = _unlearn(step, setup, job.seed)
+        seconds += spent
+        if _gated(job, setup, model)["gate_pass"]:
+            return {"ladder_rung": rung, "ladder_seconds": seconds}
+    return {"ladder_rung": None, "ladder_seconds": seconds}
 
 
 def _epsilon_model(job: Job, setup: SeedSetup) -> dict:

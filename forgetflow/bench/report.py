@@ -15,6 +15,7 @@ from pathlib import Path
 
 from forgetflow.bench.aggregate import METRICS, format_table, pareto, pass_counts, summarize
 from forgetflow.bench.harness import BenchConfig, fashion_config
+from forgetflow.bench.relearn_budget import budget_note
 from forgetflow.bench.run import process_pool, run_scenario, serial_map
 from forgetflow.bench.text import (
     KEEP_MARKER,
@@ -34,6 +35,8 @@ EPSILON_SCENARIOS = ("class", "random")  # issue 6: every class and random-subse
 RANDOM_ONLY = ("random",)  # issue 7 asks F of random rows only: the extra blocks stop there
 CORE = ({"scenario": "class", "forget_class": 0}, {"scenario": "random", "fraction": 0.1},
         {"scenario": "subject", "subjects": 5}, {"scenario": "backdoor", "poison_rate": 0.01})
+CORE_DEPTH = (CORE[0], CORE[3])  # the scenarios the depth index is asked for
+PAPER_CORE = "finetune,neggrad_plus,random_label,l1_sparse,salun,scrub"
 EXTRA = ({"scenario": "class", "forget_class": 4}, {"scenario": "class", "forget_class": 7},
          {"scenario": "random", "fraction": 0.02})
 
@@ -62,11 +65,21 @@ PROFILES: dict[str, dict] = {
         part("resnet8", 5000, f"{NAMED},{VARIANTS}", "", 8, CORE, "ResNet-8",
              epsilon_methods=NAMED, epsilon_scenarios=RANDOM_ONLY),
     ]},
+    # the gate and the yardstick: 5 seeds for depth_index and gate_pass, F at N = 16 on
+    # random requests (identity in it: it must score 0), ResNet-8 class and backdoor rows
+    "gate": {"seeds": 5, "parts": [
+        part("cnn", 5000, f"dm,{PAPER_CORE},finetune_head", "", 16, CORE,
+             "CNN, 5k-row subset", epsilon_methods=f"identity,{NAMED},finetune",
+             epsilon_scenarios=RANDOM_ONLY),
+        part("resnet8", 3000, "dm,finetune,scrub", "", 0, CORE_DEPTH,
+             "ResNet-8, 3k-row subset"),
+    ]},
     # <= ~20 min on a quiet 2-core machine: every column, fewer rows (3 seeds: the minimum)
     "quick": {"seeds": 3, "parts": [
         part("cnn", 5000, f"dm,finetune,scrub,{HEAD}", "finetune,scrub", 8, CORE, "CNN"),
     ]},
 }
+COMMANDS = {"full": "make bench", "quick": "make bench-quick", "gate": "make bench-report"}
 FULL_TRAIN = 54000  # Fashion-MNIST's train split after the 10% third-party pool
 
 
@@ -125,7 +138,7 @@ def section(pt: dict, sc: dict, result: dict) -> str:
         "full train split"
     load = result["load_average"]
     parts = [f"### {pt['model']} · {name} ({json.dumps(sc)}; {size})", "",
-             format_table(result), "",
+             format_table(result), "", budget_note(result["rows"]), "",
              f"Per-seed setup: `{json.dumps(result['seeds'])}`", "",
              f"Load average (1/5/15 min) before: {load['before']}, after: {load['after']}", "",
              "Noise floor (|retrain_fresh − retrain| of the means; accuracies in points):", "",
@@ -195,7 +208,7 @@ def write_report(profile_name: str, profile: dict, started: dt.datetime, workers
         "or was stopped when this file was written)\n")
     text = (
         "# Benchmarks\n\n"
-        f"- command: `make bench{'-quick' if profile_name == 'quick' else ''}` (profile "
+        f"- command: `{COMMANDS.get(profile_name, 'make bench')}` (profile "
         f"{profile_name}: {json.dumps(profile)})\n"
         f"- machine: {machine()}\n- date: {started:%Y-%m-%d %H:%M} UTC, commit {rev}, "
         f"{minutes:.0f} min wall-clock\n" + status +

@@ -30,9 +30,21 @@ PREAMBLE = """\
   at their papers' budgets (docs/baselines.md), `NAME@dm_time` (the same baseline with its
   schedule scaled to dm's wall-clock on that seed) and `NAME_head` (the frozen-feature
   shortcut dm uses).
-- depth metrics: `relearn_acc` = forget accuracy on the forget rows not shown to a fixed
-  relearning attack (25 Adam steps, lr 1e-3, on all weights, max(10, 1%) labelled forget
-  samples + 128 retain rows per step; backdoor: ASR after relearning from stamped samples);
+- depth metrics: `relearn_acc` = the metric after a relearning attack (forgetflow/core/
+  attacks.py) at the budget `make bench-depth` calibrated on tuning seeds (bench-results/
+  depth/budgets.md; each row's `relearn_budget` names it): `steps` plain-SGD updates, lr 0.01,
+  on all weights with BatchNorm statistics frozen (eval mode), each on the `shown` labelled
+  forget samples + 64 fresh retain rows. Metric: class = mean of held-class recall (forget
+  rows not shown) and other-class test accuracy (predicting the class everywhere scores
+  0.5); samples = accuracy on the forget rows not shown; backdoor = ASR on stamped
+  non-target test images (clean accuracy after the attack: `relearn_clean_acc` in the JSON).
+  Where no budget both moved Retrain's metric by 5 points and separated the original (and,
+  for classes, logit_mask) from Retrain by 3x the Retrain-vs-Retrain spread, the attack is
+  dropped (no relearn_acc, no relearn target: CNN random and ResNet-8 class requests);
+  where none was calibrated (subject, other datasets) it runs the default 40 steps x 32
+  shown. `depth_index` = (m_identity - m) / (m_identity - m_retrain) per seed on that metric
+  (1 = as deep as Retrain, 0 = as the original; calibrated budgets only), the
+  `retrain_fresh` row's index being its floor (docs/method.md §7);
   `probe_acc` = 5-fold logistic probe on penultimate features (class: forgotten class vs
   rest on holdout data; samples: forget vs holdout membership; n/a for backdoors).
 - `epsilon_score` = F of the NeurIPS 2023 unlearning challenge with its semantics
@@ -65,6 +77,10 @@ backdoor; rule: fewest missed constraints (class forget_acc <= 0.01, class relea
 5 pt of Retrain, backdoor ASR <= 0.02), then the smallest mean avg_gap. ResNet-8 uses the same
 DMConfig; its `trainable="auto"` ablation (docs/method.md §8) ran on tuning seed 100. The
 baselines' defaults come from their papers (docs/baselines.md), not from runs on these seeds.
+The relearning attack's budgets come from `make bench-depth` (forgetflow/bench/depth.py;
+bench-results/depth/budgets.md) on **tuning seeds 100-103** only: CNN classes 2 and 5, a 1%
+backdoor and random 10% on 10,000-sample subsets, ResNet-8 class 2 and a 1% backdoor on
+3,000-sample subsets.
 """
 
 
@@ -75,7 +91,8 @@ def noise_floor_table(summary: dict, metrics: tuple[str, ...]) -> str:
         return "(no noise-floor row)"
     cells = []
     for key in metrics:
-        if key in ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score"):
+        if key in ("seconds", "avg_gap", "epsilon_score", "epsilon_split", "challenge_score",
+                   "depth_index"):  # the floor row's own value
             value = fresh.get(key)
             cells.append("–" if value is None else f"{value[0]:.2f}")
             continue
@@ -85,7 +102,7 @@ def noise_floor_table(summary: dict, metrics: tuple[str, ...]) -> str:
         " | ".join(cells) + " |"
 
 
-DEPTH = ("relearn_acc", "probe_acc", "epsilon_score", "challenge_score")
+DEPTH = ("relearn_acc", "depth_index", "probe_acc", "epsilon_score", "challenge_score")
 NOT_BASELINES = ("retrain", "retrain_fresh", "identity", "logit_mask", "dm")
 
 
@@ -129,7 +146,7 @@ def where_dm_loses(summary: dict) -> list[str]:
 
 
 def _fmt(key: str, value: float) -> str:
-    if key in ("epsilon_score", "challenge_score", "avg_gap"):
+    if key in ("epsilon_score", "challenge_score", "avg_gap", "depth_index"):
         return f"{value:.2f}"
     return f"{100 * value:.2f} pt"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forgetflow.core.attacks import probe_acc, relearn_acc
+from forgetflow.core.attacks import RelearnConfig, probe_acc, relearn_attack
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.metrics import (
     accuracy,
@@ -48,18 +48,24 @@ class EvalData:
         return self.third_party
 
 
-def depth_metrics(model, data: EvalData, seed: int = 0) -> dict[str, float | None]:
-    """The attacks of forgetflow.core.attacks: relearn_acc and probe_acc (None: n/a)."""
-    return {
-        "relearn_acc": relearn_acc(model, data.forget, data.retain, data.test,
-                                   data.trigger if data.scenario == "backdoor" else None, seed),
-        "probe_acc": probe_acc(model, data.scenario, data.forget, data.third_party,
-                               data.forget_class, seed),
-    }
+def depth_metrics(model, data: EvalData, seed: int = 0,
+                  relearn: RelearnConfig | None = RelearnConfig()) -> dict[str, float | None]:
+    """The attacks of forgetflow.core.attacks: relearn_acc (at budget `relearn`; None: not
+    run) and probe_acc (None: n/a); backdoors add the clean test accuracy after relearning."""
+    trigger = data.trigger if data.scenario == "backdoor" else None
+    res = None if relearn is None else relearn_attack(
+        model, data.forget, data.retain, data.test, trigger, seed, relearn,
+        data.forget_class if data.scenario == "class" else None)
+    out = {"relearn_acc": None if res is None else res.metric,
+           "probe_acc": probe_acc(model, data.scenario, data.forget, data.third_party,
+                                  data.forget_class, seed)}
+    if trigger is not None:
+        out["relearn_clean_acc"] = None if res is None else res.clean_acc
+    return out
 
 
-def evaluate(model, data: EvalData, seed: int = 0,
-             depth: bool = False) -> dict[str, float | None]:
+def evaluate(model, data: EvalData, seed: int = 0, depth: bool = False,
+             relearn: RelearnConfig | None = RelearnConfig()) -> dict[str, float | None]:
     """All metrics as fractions in [0, 1]; `None` where a metric does not apply. `depth` adds
     the relearning and probe attacks (a few seconds more on the small CNN)."""
     lf = predict_logits(model, data.forget.images)
@@ -95,5 +101,5 @@ def evaluate(model, data: EvalData, seed: int = 0,
     if data.trigger is not None:
         row["asr"] = attack_success_rate(model, data.test, data.trigger)
     if depth:
-        row.update(depth_metrics(model, data, seed))
+        row.update(depth_metrics(model, data, seed, relearn))
     return {k: (None if v is None or np.isnan(v) else float(v)) for k, v in row.items()}

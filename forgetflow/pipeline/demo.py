@@ -70,11 +70,16 @@ def print_lineage(registry: Registry, ledger: Ledger, repo: DataRepo, name: str,
         if rids:
             print(f"      forget set: {ref.tag('forget_set_size')} samples, sha256 "
                   f"{ref.tag('forget_set_sha256')[:16]}…")
-            for stage in sorted({k.split(".")[0] for k in metrics if "." in k}) or [""]:
+            depth = {k: v for k, v in metrics.items() if k.startswith("depth.")}
+            stages = {k.split(".")[0] for k in metrics if "." in k and k not in depth}
+            for stage in sorted(stages) or [""]:
                 key = f"{stage}." if stage else ""
                 print(f"      {stage or 'forget set'}: forget_acc "
                       f"{metrics.get(key + 'forget_acc', float('nan')):.4f}, third_party_auc "
                       f"{metrics.get(key + 'third_party_auc', float('nan')):.4f}")
+            if depth:
+                print("      depth checks: " + ", ".join(
+                    f"{k.removeprefix('depth.')} {v:+.4f}" for k, v in sorted(depth.items())))
             head = repo.version(ref.tag("data_version"))
             gone = repo.exclusions(head).ids
             still = set(repo.manifest(head).ids.tolist()) & gone

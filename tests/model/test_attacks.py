@@ -31,7 +31,7 @@ def models(digits_bundle: DataBundle):
 
 
 def test_logit_mask_hides_the_class_but_relearns_it_at_once(models, digits_bundle) -> None:
-    """The masked class comes back within the fixed 25 steps (its features were intact). On
+    """The masked class comes back within the default budget (its features were intact). On
     digits Retrain relearns a class from 10 samples as fast (few-shot learning is easy with
     good features of the other classes), so no ordering against Retrain is asserted here;
     BENCHMARKS.md reports both with the noise floor."""

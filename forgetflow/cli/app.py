@@ -1,4 +1,4 @@
-"""`forgetflow` — the CLI of DESIGN §3. JSON (with --json) goes to stdout, everything else to
+"""`forgetflow` — the CLI, docs/design.md §9. JSON (with --json) goes to stdout, everything else to
 stderr. Commands that run flows import Prefect lazily, so `request submit` stays quick."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def data_prepare(source: str = typer.Option(None, help="override params data.sou
 
 
 @data_app.command("poison")
-def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (DESIGN §3)"),
+def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (docs/design.md §6)"),
                 rate: float = typer.Option(..., help="share of training samples to poison"),
                 seed: int = typer.Option(0), as_json: bool = JSON) -> None:
     """Backdoor studies: store BadNets-poisoned training rows as a new, DVC-tracked version."""

@@ -1,4 +1,4 @@
-"""One evaluation of a model against a forget request: every metric DESIGN §4 names."""
+"""One evaluation of a model against a forget request: every metric docs/design.md §10 names."""
 
 from __future__ import annotations
 

@@ -15,5 +15,5 @@ def isin_ids(ids: np.ndarray, others: object) -> np.ndarray:
 
 
 def forget_sha256(ids: np.ndarray | list[str]) -> str:
-    """DESIGN §3 lineage hash: sha256 of the sorted ids joined by newlines."""
+    """docs/design.md §8 lineage hash: sha256 of the sorted ids joined by newlines."""
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()

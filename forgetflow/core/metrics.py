@@ -1,4 +1,4 @@
-"""Evaluation metrics of DESIGN §4: accuracies, membership inference, discriminability, ASR."""
+"""Metrics of docs/design.md §10: accuracies, membership inference, discriminability, ASR."""
 
 from __future__ import annotations
 

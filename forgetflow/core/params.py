@@ -28,7 +28,7 @@ class DataParams(_Section):
     seed: int = 0
     third_party_fraction: float = 0.1
     subject_size: int = 20
-    holdout_fraction: float = 0.5  # of the third-party pool: evaluation only (DESIGN §4)
+    holdout_fraction: float = 0.5  # of the third-party pool: evaluation only (docs/design.md §3)
 
 
 class TrainParams(_Section):

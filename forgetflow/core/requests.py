@@ -26,7 +26,7 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00
 
 
 class TriggerIn(BaseModel):
-    """The DESIGN §3 trigger spec: a square or checkerboard patch stamped on images."""
+    """The docs/design.md §6 trigger spec: a square or checkerboard patch stamped on images."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -22,7 +22,7 @@ class TriggerError(ValueError):
 
 @dataclass(frozen=True)
 class TriggerSpec:
-    """The DESIGN contract: a square patch of `size` pixels at a corner or at [row, col]."""
+    """docs/design.md §6: a square patch of `size` pixels at a corner or at [row, col]."""
 
     pattern: str = "square"
     size: int = 4

@@ -45,7 +45,7 @@ def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet
                     third_party: ImageSet, caps: EvalParams,
                     seed: int = 0,
                     holdout: ImageSet | None = None) -> tuple[dict, dict[str, dict]]:
-    """DESIGN §4 metrics over the whole forget set (the run's metrics) and, when the batch
+    """docs/design.md §10 metrics over the whole forget set (the run's metrics) and, when the batch
     mixes scenarios, per stage (what the gate reads). Retain accuracy reads a seeded sample
     (params evaluation.retain_cap): the full split adds seconds. Unseen-data comparisons read
     the `holdout` split, never the reference data the method itself saw."""

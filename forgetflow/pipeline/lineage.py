@@ -1,4 +1,4 @@
-"""Lineage: the one owner of what a model version records (the DESIGN §3 tag schema, run
+"""Lineage: the one owner of what a model version records (the docs/design.md §8 tag schema, run
 params, data inputs), what a requester is handed (receipts) and the batch report.
 
 Nothing else writes `forgetflow.*` tag keys; the registry adapter only stores them.
@@ -16,7 +16,7 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.data.tensors import DataBundle
 from forgetflow.core.params import Params
 
-# DESIGN §3 model-version tags (stored with the registry's `forgetflow.` prefix)
+# docs/design.md §8 model-version tags (stored with the registry's `forgetflow.` prefix)
 TAG_KEYS = ("kind", "parent_version", "deletion_request_ids", "data_version",
             "parent_data_version", "forget_set_size", "forget_set_sha256", "method", "gate")
 # extra tags of an unlearned version: where the data lives, which batch made it

@@ -90,7 +90,7 @@ def signature_ok(receipt: dict[str, Any], key: bytes) -> bool:
 
 
 def ids_sha256(ids: Any) -> str:
-    """The DESIGN §3 digest of an id set: sha256 of the sorted ids joined by newlines."""
+    """The id-set digest of docs/design.md §8: sha256 of the sorted ids joined by newlines."""
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
 
 

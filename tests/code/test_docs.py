@@ -19,7 +19,8 @@ from forgetflow.cli.app import app
 from forgetflow.core.params import Params
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / "docs" / "operations.md", ROOT / "docs" / "configuration.md"]
+DOCS = [ROOT / "docs" / "operations.md", ROOT / "docs" / "configuration.md",
+        ROOT / "docs" / "design.md"]
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text()
 CODE_DIRS = ("forgetflow", "flows", "tasks", "scripts")
 BIN = Path(sys.executable).parent
@@ -117,3 +118,50 @@ def test_doc_command_is_valid(doc: str, argv: list[str]) -> None:
         check_help(argv)
     else:
         pytest.fail(f"{doc}: `{' '.join(argv)}` is a command no test checks")
+
+
+# The repo holds the documents its code follows: nothing may cite a document that is not in it.
+OUTSIDE_DOC = "DE" + "SIGN"  # built, never spelled out, so this file passes its own scan
+SCANNED = ("forgetflow", "flows", "tasks", "scripts", "docs", "tests", "infra", "README.md",
+           "BENCHMARKS.md", "params.yaml", "dvc.yaml", "prefect.yaml", "Makefile")
+POINTER = re.compile(r"\b(design|method)\.md §(\d+)")
+
+
+def scanned_files() -> list[Path]:
+    files = []
+    for name in SCANNED:
+        path = ROOT / name
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in found if "__pycache__" not in p.parts]
+    return files
+
+
+def test_nothing_cites_a_document_outside_the_repo() -> None:
+    word = re.compile(rf"\b{OUTSIDE_DOC}\b".encode())
+    hits = [f"{path.relative_to(ROOT)}:{n}" for path in scanned_files()
+            for n, line in enumerate(path.read_bytes().splitlines(), 1) if word.search(line)]
+    assert hits == [], f"point at docs/design.md §N or docs/method.md §N instead: {hits}"
+
+
+def numbered_sections(doc: str) -> set[str]:
+    return set(re.findall(r"^## (\d+)\. ", (ROOT / "docs" / doc).read_text(), re.M))
+
+
+def test_section_pointers_name_existing_sections() -> None:
+    sections = {d: numbered_sections(f"{d}.md") for d in ("design", "method")}
+    assert sections["design"] == {str(n) for n in range(1, len(sections["design"]) + 1)}
+    pointers = [(path, doc, n) for path in scanned_files()
+                for doc, n in POINTER.findall(path.read_bytes().decode(errors="replace"))]
+    assert any(doc == "design" for _, doc, _ in pointers)
+    dangling = [f"{path.relative_to(ROOT)}: {doc}.md §{n}" for path, doc, n in pointers
+                if n not in sections[doc]]
+    assert dangling == [], f"pointers to sections that do not exist: {dangling}"
+
+
+def test_design_lists_every_lineage_tag() -> None:
+    from forgetflow.adapters.registry import MODEL_SHA_TAG
+    from forgetflow.pipeline.lineage import BATCH_TAG_KEYS, TAG_KEYS
+
+    listed = set(re.findall(r"`forgetflow\.([a-z0-9_]+)`",
+                            (ROOT / "docs" / "design.md").read_text()))
+    assert {*TAG_KEYS, *BATCH_TAG_KEYS, MODEL_SHA_TAG} - listed == set()

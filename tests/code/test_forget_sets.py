@@ -1,4 +1,4 @@
-"""Code tier: turning deletion requests into forget sets (DESIGN §3, 'Deletion requests')."""
+"""Code tier: turning deletion requests into forget sets (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Code tier: the metrics of DESIGN §4 on constructed inputs with known answers."""
+"""Code tier: the metrics of docs/design.md §10 on constructed inputs with known answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Code tier: model builders (DESIGN §3 'Models') and the seeded training loop + checkpoints."""
+"""Code tier: model builders (docs/design.md §7) and the seeded training loop + checkpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Code tier: trigger specs (DESIGN §3), stamping, scanning and BadNets poisoning."""
+"""Code tier: trigger specs (docs/design.md §6), stamping, scanning and BadNets poisoning."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data tier: the split/subject/id contracts of DESIGN §3 on real data."""
+"""Data tier: the split/subject/id contracts of docs/design.md §3 on real data."""
 
 from __future__ import annotations
 

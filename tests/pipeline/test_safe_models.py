@@ -1,4 +1,4 @@
-"""Registered models load without unpickling code (DESIGN §3 'Models'), in a fresh process,
+"""Registered models load without unpickling code (docs/design.md §7), in a fresh process,
 through all three documented lines, and a tampered stored file fails with a clear error."""
 
 from __future__ import annotations

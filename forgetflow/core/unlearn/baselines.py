@@ -1,4 +1,4 @@
-"""Baseline unlearners of DESIGN §4: Retrain, fine-tuning, NegGrad+ and random labelling
+"""Baseline unlearners (docs/baselines.md): Retrain, fine-tuning, NegGrad+ and random labelling
 (ℓ1-sparse and SalUn live in baselines_sparse, SCRUB in scrub; importing this module
 registers all of them).
 

@@ -1,4 +1,4 @@
-"""Sanity rows that must *fail* an honest evaluation (DESIGN §4).
+"""Sanity rows that must *fail* an honest evaluation (docs/design.md §10).
 
 `identity` returns the original untouched. `logit_mask` (class requests only) changes no
 weight except the forgotten class's row of the last linear layer: weight row 0 and bias -30,

@@ -51,7 +51,7 @@ bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends 
 bench-gate: setup  ## the gate's depth thresholds, calibrated on tuning seeds 100-102 only; bench-results/gate/
 	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.gate_calibration
 
-bench-report: setup  ## the gate and yardstick report: CNN 5k + ResNet-8 3k, 5 seeds, gate_pass, depth_index, F at N=16 (~50 min); rewrites BENCHMARKS.md
+bench-report: setup  ## the gate and yardstick report: CNN 10k + ResNet-8 3k, 5 seeds, gate_pass, depth_index, F at N=16 (~60 min); rewrites BENCHMARKS.md
 	BENCH_PROFILE=gate FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
 
 bench-cli: setup  ## wall seconds of the ledger verbs (fresh processes); BENCHMARKS.md section

@@ -143,7 +143,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
             with watch.lap("evaluate"):
                 verdict = gate(outcome.model, parent, stages, bundle, forgotten_classes(plan),
                                params.gate, params.evaluation, params.unlearn.seed,
-                               base_bundle.holdout)
+                               base_bundle.holdout, exact=method == "retrain")
             lease.step("gated")
             decisions.append({"rung": len(decisions) + 1, "method": method, "config": config,
                               "seconds": outcome.seconds, "gate": verdict.verdict,

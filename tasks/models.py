@@ -35,8 +35,9 @@ def unlearn_batch(method: str, config: dict[str, Any], parent: Classifier, spec:
 @task(name="evaluate-and-gate", **COMPUTE)
 def gate(model: Classifier, parent: Classifier, stages: list[Stage], bundle: DataBundle,
          forgotten: list[int], thresholds: GateParams, caps: EvalParams,
-         seed: int = 0, holdout: ImageSet | None = None) -> GateResult:
+         seed: int = 0, holdout: ImageSet | None = None, exact: bool = False) -> GateResult:
     """`holdout`: the parent version's evaluation-only split (it still holds the forgotten
-    classes a class stage is compared against); unlearning used the reference split."""
+    classes a class stage is compared against); unlearning used the reference split.
+    `exact`: a retrain without the rows (its depth checks are recorded, not gating)."""
     return run_gate(model, parent, stages, bundle.train, bundle.test, bundle.third_party,
-                    forgotten, thresholds, caps, seed, holdout=holdout)
+                    forgotten, thresholds, caps, seed, holdout=holdout, exact=exact)

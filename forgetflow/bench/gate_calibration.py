@@ -24,11 +24,11 @@ OUT = Path("bench-results/gate")
 TUNING_OFFSET = 100
 GOLD, SANITY = ("retrain", "retrain_fresh"), ("identity", "logit_mask")
 # (model, train_limit, scenario); classes 2 and 5 are never reported
-CASES = (("cnn", 5000, {"scenario": "class", "forget_class": 2}),
-         ("cnn", 5000, {"scenario": "class", "forget_class": 5}),
-         ("cnn", 5000, {"scenario": "random", "fraction": 0.1}),
-         ("cnn", 5000, {"scenario": "subject", "subjects": 5}),
-         ("cnn", 5000, {"scenario": "backdoor", "poison_rate": 0.01}),
+CASES = (("cnn", 10000, {"scenario": "class", "forget_class": 2}),
+         ("cnn", 10000, {"scenario": "class", "forget_class": 5}),
+         ("cnn", 10000, {"scenario": "random", "fraction": 0.1}),
+         ("cnn", 10000, {"scenario": "subject", "subjects": 5}),
+         ("cnn", 10000, {"scenario": "backdoor", "poison_rate": 0.01}),
          ("resnet8", 3000, {"scenario": "class", "forget_class": 2}),
          ("resnet8", 3000, {"scenario": "backdoor", "poison_rate": 0.01}))
 KIND = {"class_feature_drop": "min", "relearn_gap": "max", "reimplant_gap": "max"}
@@ -52,25 +52,39 @@ def collect(result: dict, z: float) -> list[dict]:
 
 
 def threshold(records: list[dict]) -> dict:
-    """Halfway between the worst gold row and the best sanity row, when separated."""
+    """The threshold that keeps every Retrain passing (all cases) and fails the sanity rows of
+    every case where they lie beyond all Retrains, halfway inside the tightest such gap.
+    R = the worst Retrain statistic over all cases; S = the sanity row closest to R among the
+    cases whose sanity rows are all beyond R. Cases whose sanity rows reach R cannot be
+    separated at any threshold and are listed as such."""
     kind = KIND[records[0]["check"]]
-    gold = [r["stat"] for r in records if r["method"] in GOLD]
-    sanity = [r["stat"] for r in records if r["method"] in SANITY]
-    if not gold or not sanity:
-        return {"kind": kind, "threshold": None, "separated": False}
-    worst_gold = max(gold) if kind == "max" else min(gold)
-    best_sanity = min(sanity) if kind == "max" else max(sanity)
-    separated = worst_gold < best_sanity if kind == "max" else worst_gold > best_sanity
-    value = (worst_gold + best_sanity) / 2 if separated else worst_gold
-    return {"kind": kind, "threshold": round(float(value), 4), "separated": bool(separated),
-            "worst_retrain": worst_gold, "best_sanity": best_sanity}
+    sign = 1.0 if kind == "max" else -1.0  # compare on sign * stat: "beyond" means larger
+    gold = [sign * r["stat"] for r in records if r["method"] in GOLD]
+    if not gold:
+        return {"kind": kind, "threshold": None, "separated": False, "unseparated_cases": []}
+    worst = max(gold)
+    cases = sorted({r.get("case", "") for r in records})
+    best = {c: min((sign * r["stat"] for r in records
+                    if r.get("case", "") == c and r["method"] in SANITY), default=None)
+            for c in cases}
+    beyond = [v for v in best.values() if v is not None and v > worst]
+    closest = min(beyond) if beyond else None
+    value = worst if closest is None else (worst + closest) / 2
+    return {"kind": kind, "threshold": round(float(sign * value), 4),
+            "separated": bool(beyond) and len(beyond) == sum(v is not None
+                                                            for v in best.values()),
+            "worst_retrain": float(sign * worst),
+            "best_sanity": None if closest is None else float(sign * closest),
+            "unseparated_cases": [c for c, v in best.items() if v is not None and v <= worst]}
 
 
 def run(seeds: int = 3) -> dict:
     z = load_params().gate.depth.noise_z
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     records = []
-    for model, limit, sc in CASES:
+    wanted = os.environ.get("GATE_CASES")  # e.g. "2,3,4": indices into CASES (reruns)
+    cases = [CASES[int(i)] for i in wanted.split(",")] if wanted else CASES
+    for model, limit, sc in cases:
         if sc["scenario"] == "subject":
             sc = {**sc, "subjects": round(sc["subjects"] * FULL_TRAIN / limit)}
         cfg = fashion_config(sc, methods="dm", seeds=seeds, model=model, train_limit=limit,
@@ -95,12 +109,14 @@ def run(seeds: int = 3) -> dict:
 def markdown(cal: dict) -> str:
     lines = ["# Gate depth thresholds, calibrated on tuning seeds "
              f"{cal['seeds'][0]}-{cal['seeds'][-1]}", "",
-             "| check | kind | threshold | separated | worst Retrain | best sanity row |",
-             "|---|---|---|---|---|---|"]
+             "| check | kind | threshold | every case separated | worst Retrain | closest "
+             "sanity row beyond it | cases no threshold separates |",
+             "|---|---|---|---|---|---|---|"]
     for check, t in cal["thresholds"].items():
+        closest = "–" if t.get("best_sanity") is None else f"{t['best_sanity']:.4f}"
         lines.append(f"| {check} | {t['kind']} | {t['threshold']} | {t['separated']} | "
-                     f"{t.get('worst_retrain', float('nan')):.4f} | "
-                     f"{t.get('best_sanity', float('nan')):.4f} |")
+                     f"{t.get('worst_retrain', float('nan')):.4f} | {closest} | "
+                     f"{', '.join(f'`{c}`' for c in t['unseparated_cases']) or 'none'} |")
     lines += ["", "| model | case | method | check | statistic (mean over seeds) | min | max |",
               "|---|---|---|---|---|---|---|"]
     keys = sorted({(r["model"], r["case"], r["method"], r["check"]) for r in cal["records"]})

@@ -6,8 +6,9 @@ something it never learned, under one identical attack (docs/method.md §11):
 
 - samples / subject: relearn-vs-unseen. One short fine-tune on `shown` forget rows and, from
   the same model, one on as many unseen holdout rows of the same classes (each next to retain
-  rows). Forgotten rows must not come back faster than unseen ones:
-      gap = acc(held forget rows | attack on forget) - acc(held unseen rows | attack on unseen)
+  rows). Forgotten rows must not come back faster than unseen ones (p_y: the true-class
+  probability, averaged over the rows the attack did not show):
+      gap = p_y(held forget rows | attack on forget) - p_y(held unseen rows | attack on unseen)
   must stay below `max_relearn_gap` plus sampling noise (a one-sided 95% margin).
 - backdoor: re-implant-vs-control. The removed trigger and a control trigger the model never
   saw (the same patch mirrored to the opposite corner) are each implanted with the same attack
@@ -31,7 +32,11 @@ import torch.nn.functional as F
 
 from forgetflow.core.attacks import penultimate_features
 from forgetflow.core.data.tensors import ImageSet, to_float
-from forgetflow.core.metrics import accuracy, attack_success_rate, predict_logits
+from forgetflow.core.metrics import (
+    attack_success_rate,
+    predict_logits,
+    true_class_confidence,
+)
 from forgetflow.core.params import DepthGateParams
 from forgetflow.core.triggers import TriggerError, TriggerSpec, stamp
 
@@ -55,16 +60,18 @@ class DepthResult:
 
 
 def relearned(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, retain: ImageSet,
-              steps: int, lr: float, seed: int, retain_per_step: int = 64) -> torch.nn.Module:
+              steps: int, lr: float, seed: int, retain_per_step: int = 64,
+              momentum: float = 0.0) -> torch.nn.Module:
     """A copy fine-tuned on all of (x, y) plus max(len(y), retain_per_step) fresh retain rows
     per step (a few shown rows alone would overshoot to predicting their label everywhere), all
-    weights, SGD with momentum; BatchNorm statistics frozen (eval mode): weights change only."""
+    weights, SGD (momentum makes the result swing with the step count); BatchNorm statistics
+    frozen (eval mode): weights change only."""
     gen = torch.Generator().manual_seed(20_000 + seed)
     device = next(model.parameters()).device
     net = copy.deepcopy(model).eval()
     for p in net.parameters():
         p.requires_grad_(True)
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     x, y = x.to(device), y.to(device)
     for _ in range(steps):
         ri = torch.randint(0, len(retain), (max(len(y), retain_per_step),), generator=gen)
@@ -91,9 +98,19 @@ def _split(data: ImageSet, shown: int, seed: int) -> tuple[ImageSet, ImageSet]:
     return data.take(order[:shown]), data.take(order[shown:])
 
 
+def _mean_var(model: torch.nn.Module, rows: ImageSet) -> tuple[float, float, int]:
+    conf = true_class_confidence(predict_logits(model, rows.images), rows.labels)
+    return float(conf.mean()), float(conf.var(ddof=1)), len(conf)
+
+
 def samples_depth(model: torch.nn.Module, forget: ImageSet, unseen_pool: ImageSet,
                   retain: ImageSet, budget: DepthGateParams, seed: int = 0) -> DepthResult:
-    """Relearn-vs-unseen: the same attack from forget rows and from unseen rows."""
+    """Relearn-vs-unseen: the same attack from forget rows and from unseen rows, compared by
+    the mean true-class probability on the rows each attack did not show (a continuous score:
+    far more power on a few hundred rows than accuracy, which a memorised row and an unseen
+    one often share). The same comparison before any attack also counts, and the larger gap
+    decides: an attack that lifts unseen rows can shrink the contrast of rows that were simply
+    never forgotten, while one that undoes a suppression widens it."""
     unseen = matched_unseen(forget, unseen_pool, seed)
     n = min(len(forget), len(unseen))
     if n < budget.min_rows:
@@ -101,15 +118,18 @@ def samples_depth(model: torch.nn.Module, forget: ImageSet, unseen_pool: ImageSe
                          f"min_rows ({budget.min_rows}), the comparison has no power")
     k = min(budget.max_shown, max(budget.min_shown, math.ceil(budget.shown_fraction * n)))
     k = min(k, n // 2)
-    accs, sizes = [], []
+    before, after = [], []
     for data in (forget, unseen):
         shown, held = _split(data, k, seed)
+        before.append(_mean_var(model, held))
         net = relearned(model, to_float(shown.images), shown.labels, retain, budget.steps,
-                        budget.lr, seed, budget.retain_per_step)
-        accs.append(accuracy(predict_logits(net, held.images), held.labels))
-        sizes.append(len(held))
-    noise = math.sqrt(sum(max(a * (1 - a), 1e-4) / m for a, m in zip(accs, sizes, strict=True)))
-    return DepthResult("relearn_gap", accs[0] - accs[1], accs[0], accs[1], noise, n)
+                        budget.lr, seed, budget.retain_per_step, budget.momentum)
+        after.append(_mean_var(net, held))
+    gaps = []
+    for (mf, vf, nf), (mu, vu, nu) in (before, after):
+        gaps.append((mf - mu, math.sqrt(vf / nf + vu / nu), mf, mu))
+    gap, noise, fm, um = max(gaps, key=lambda g: g[0] - g[1])
+    return DepthResult("relearn_gap", gap, fm, um, noise, n)
 
 
 def control_trigger(trigger: TriggerSpec, image_shape: tuple[int, int, int]) -> TriggerSpec:
@@ -143,8 +163,8 @@ def backdoor_depth(model: torch.nn.Module, trigger: TriggerSpec, clean_pool: Ima
         for i, spec in enumerate((trigger, control)):
             x = to_float(stamp(shown.images, spec))
             y = torch.full((k,), spec.target, dtype=torch.long)
-            net = relearned(model, x, y, retain, budget.implant_steps, budget.lr, seed + r,
-                            budget.retain_per_step)
+            net = relearned(model, x, y, retain, budget.implant_steps, budget.implant_lr,
+                            seed + r, budget.retain_per_step, budget.momentum)
             asr[r, i] = attack_success_rate(net, test, spec)
     gaps = asr[:, 0] - asr[:, 1]
     # the attack's own spread across draws dominates the binomial noise of one ASR

@@ -70,17 +70,19 @@ class DepthGateParams(_Section):
     budget they share; thresholds calibrated by the bench on tuning seeds (docs/method.md §11)."""
 
     enabled: bool = True
-    max_relearn_gap: float = Field(0.025, ge=0, le=1)  # samples/subject
-    max_reimplant_gap: float = Field(0.15, ge=0, le=1)  # backdoor
-    min_class_feature_drop: float = Field(0.01, ge=0, le=1)  # class
+    max_relearn_gap: float = Field(0.019, ge=0, le=1)  # samples/subject
+    max_reimplant_gap: float = Field(0.123, ge=0, le=1)  # backdoor
+    min_class_feature_drop: float = Field(0.108, ge=0, le=1)  # class
     noise_z: float = Field(1.0, ge=0)  # a gap within noise_z standard errors is not a failure
     steps: int = Field(30, ge=1)
-    lr: float = Field(0.003, gt=0)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
     shown_fraction: float = Field(0.2, gt=0, lt=1)
     min_shown: int = Field(10, ge=1)
     max_shown: int = Field(256, ge=1)
     implant_shown: int = Field(16, ge=1)
     implant_steps: int = Field(20, ge=1)
+    implant_lr: float = Field(0.003, gt=0)
     implant_repeats: int = Field(3, ge=1)
     retain_per_step: int = Field(64, ge=1)
     shots: int = Field(10, ge=1)

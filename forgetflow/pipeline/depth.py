@@ -70,8 +70,9 @@ def stage_depth(model, parent, st: Stage, retain: ImageSet, test: ImageSet,
         else:
             res = samples_depth(model, st.forget, unseen, retain, cfg, seed)
             limit = cfg.max_relearn_gap
-            note = (f"accuracy after relearning: held forgotten rows {res.forgotten:.1%}, "
-                    f"held unseen rows {res.control:.1%} ({res.rows} rows); {WHAT[kind]}")
+            note = (f"true-class confidence, the wider of before and after relearning: held "
+                    f"forgotten rows {res.forgotten:.3f}, held unseen rows {res.control:.3f} "
+                    f"({res.rows} rows); {WHAT[kind]}")
     except ProbeError as exc:
         return _skipped(st.name, kind, f"failed closed: {exc}", passed=False)
     except ValueError as exc:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from forgetflow.bench.gate_calibration import statistic, threshold
 
 
-def _rec(method: str, check: str, value: float, noise: float = 0.0) -> dict:
+def _rec(method: str, check: str, value: float, noise: float = 0.0, case: str = "a") -> dict:
     ev = {"check": check, "value": value, "noise": noise}
-    return {"method": method, "check": check, "stat": statistic(ev, 1.0), **ev}
+    return {"method": method, "check": check, "case": case, "stat": statistic(ev, 1.0), **ev}
 
 
 def test_max_check_goes_halfway_between_worst_retrain_and_best_sanity_row() -> None:
@@ -33,3 +33,14 @@ def test_min_check_and_an_overlap_keeps_retrain_passing() -> None:
     overlap = threshold([_rec("retrain", "reimplant_gap", 0.3),
                          _rec("identity", "reimplant_gap", 0.2)])
     assert not overlap["separated"] and overlap["threshold"] == 0.3  # Retrain still passes
+    assert overlap["unseparated_cases"] == ["a"]
+
+
+def test_an_inseparable_case_does_not_drag_the_threshold_onto_retrain() -> None:
+    recs = [_rec("retrain", "relearn_gap", 0.00, case="big"),
+            _rec("identity", "relearn_gap", 0.04, case="big"),
+            _rec("retrain", "relearn_gap", 0.01, case="small"),  # the worst Retrain anywhere
+            _rec("identity", "relearn_gap", -0.02, case="small")]  # no power here
+    t = threshold(recs)
+    assert t["threshold"] == 0.025 and t["unseparated_cases"] == ["small"]
+    assert not t["separated"]

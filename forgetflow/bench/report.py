@@ -36,7 +36,7 @@ RANDOM_ONLY = ("random",)  # issue 7 asks F of random rows only: the extra block
 CORE = ({"scenario": "class", "forget_class": 0}, {"scenario": "random", "fraction": 0.1},
         {"scenario": "subject", "subjects": 5}, {"scenario": "backdoor", "poison_rate": 0.01})
 CORE_DEPTH = (CORE[0], CORE[3])  # the scenarios the depth index is asked for
-PAPER_CORE = "finetune,neggrad_plus,random_label,salun,scrub"
+PAPER_CORE = "finetune,neggrad_plus,scrub"
 EXTRA = ({"scenario": "class", "forget_class": 4}, {"scenario": "class", "forget_class": 7},
          {"scenario": "random", "fraction": 0.02})
 
@@ -71,7 +71,7 @@ PROFILES: dict[str, dict] = {
         part("cnn", 10000, f"dm,{PAPER_CORE},finetune_head", "", 16, CORE,
              "CNN, 10k-row subset", epsilon_methods=f"identity,{NAMED},finetune",
              epsilon_scenarios=RANDOM_ONLY),
-        part("resnet8", 3000, "dm,finetune,scrub", "", 0, CORE_DEPTH,
+        part("resnet8", 3000, "dm,finetune", "", 0, CORE_DEPTH,
              "ResNet-8, 3k-row subset"),
     ]},
     # <= ~20 min on a quiet 2-core machine: every column, fewer rows (3 seeds: the minimum)

@@ -72,7 +72,7 @@ class DepthGateParams(_Section):
     enabled: bool = True
     max_relearn_gap: float = Field(0.019, ge=0, le=1)  # samples/subject
     max_reimplant_gap: float = Field(0.123, ge=0, le=1)  # backdoor
-    min_class_feature_drop: float = Field(0.108, ge=0, le=1)  # class
+    min_class_feature_drop: float = Field(0.001, ge=0, le=1)  # class
     noise_z: float = Field(1.0, ge=0)  # a gap within noise_z standard errors is not a failure
     steps: int = Field(30, ge=1)
     lr: float = Field(0.01, gt=0)

@@ -23,7 +23,8 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.cli.app import app
 
 runner = CliRunner()
-FIGURES = {"confidence_ecdf.png", "loss_ecdf.png", "mia_roc.png", "class_accuracy.png"}
+FIGURES = {"confidence_ecdf.png", "loss_ecdf.png", "mia_roc.png", "class_accuracy.png",
+           "depth_checks.png"}
 
 
 def chromium() -> str:

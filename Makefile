@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report lint format clean repro
+.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report bench-folder lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -22,8 +22,9 @@ run: setup  ## the end-to-end demo on the embedded default workspace, then its a
 	@# production stack: export FORGETFLOW_DB_URL / MLFLOW_TRACKING_URI (postgresql+psycopg://…),
 	@# PREFECT_API_DATABASE_CONNECTION_URL (postgresql+asyncpg://…) or PREFECT_API_URL, and the
 	@# AWS_* / MLFLOW_S3_ENDPOINT_URL / FORGETFLOW_S3_URL variables: the demo uses them as set.
-	$(BIN)/forgetflow demo
-	$(BIN)/forgetflow report champion --out .forgetflow/report-champion.html
+	@# your own images: make run DATA=folder:/path/to/images (or DATA=s3://bucket/prefix)
+	$(BIN)/forgetflow demo $(if $(DATA),--source "$(DATA)")
+	$(BIN)/forgetflow report champion --out "$${FORGETFLOW_HOME:-.forgetflow}/report-champion.html"
 
 test: setup  ## the whole suite (code, data, model tiers; slow tests included)
 	scripts/system-deps check
@@ -53,6 +54,9 @@ bench-gate: setup  ## the gate's depth thresholds, calibrated on tuning seeds 10
 
 bench-report: setup  ## the gate and yardstick report: CNN 10k + ResNet-8 3k, 5 seeds, gate_pass, depth_index, F at N=16 (~60 min); rewrites BENCHMARKS.md
 	BENCH_PROFILE=gate FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
+
+bench-folder: setup  ## data prepare on a generated folder of 100,000 small images: seconds and peak memory; BENCHMARKS.md section
+	$(BIN)/python -m forgetflow.bench.folder_scale
 
 bench-cli: setup  ## wall seconds of the ledger verbs (fresh processes); BENCHMARKS.md section
 	$(BIN)/python -m forgetflow.bench.cli_latency

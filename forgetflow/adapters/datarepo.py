@@ -10,6 +10,7 @@ Versions only move forward; writers hold a file lock so DVC never runs twice at 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -65,15 +66,23 @@ class Exclusions:
         return {r[0] for r in self.rows}
 
     def to_csv(self) -> str:
-        lines = [",".join(EXCLUSION_COLUMNS)] + [",".join(r) for r in self.rows]
-        return "\n".join(lines) + "\n"
+        """Through the csv module: ids may hold commas, quotes and any printable letter."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(EXCLUSION_COLUMNS)
+        writer.writerows(self.rows)
+        return out.getvalue()
 
     @classmethod
     def from_csv(cls, text: str) -> Exclusions:
-        lines = [ln for ln in text.splitlines() if ln.strip()]
-        if not lines or tuple(lines[0].split(",")) != EXCLUSION_COLUMNS:
+        rows = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+        if not rows or tuple(rows[0]) != EXCLUSION_COLUMNS:
             raise DataRepoError("exclusions.csv has an unexpected header")
-        return cls([tuple(ln.split(",")) for ln in lines[1:]])  # type: ignore[misc]
+        bad = [n for n, r in enumerate(rows[1:], start=2) if len(r) != len(EXCLUSION_COLUMNS)]
+        if bad:
+            raise DataRepoError(f"exclusions.csv rows {bad[:3]} do not have "
+                                f"{len(EXCLUSION_COLUMNS)} fields")
+        return cls([tuple(r) for r in rows[1:]])  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ even if a manifest were rebuilt from the source.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,8 +13,8 @@ import numpy as np
 import torch
 
 from forgetflow.adapters.datarepo import DataRepo, DataRepoError, DataVersion, Exclusions, Overlay
+from forgetflow.adapters.imagestore import SourceSpec, open_source, pixels_sha256
 from forgetflow.core.data.manifest import SPLITS, Manifest, build_manifest
-from forgetflow.core.data.sources import RawSource, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
 from forgetflow.core.ids import isin_ids
 from forgetflow.core.params import DataParams
@@ -23,10 +22,18 @@ from forgetflow.core.progress import progress_bar
 from forgetflow.core.triggers import TriggerSpec, poison
 
 
-@functools.lru_cache(maxsize=4)
-def cached_source(name: str, root: str | None) -> RawSource:
-    """Read-only system sources are loaded once per process."""
-    return load_source(name, root)
+def spec_of(data: DataParams) -> SourceSpec:
+    """`data.channels` and `data.image_size` shape users' images only."""
+    spec = SourceSpec(data.source, data.root)
+    return SourceSpec(data.source, data.root, data.channels, data.image_size) \
+        if spec.user_images else spec
+
+
+def version_spec(info: Mapping[str, Any]) -> SourceSpec:
+    """The source a version was built from (versions before image folders name it `source`)."""
+    spec = SourceSpec(info.get("source_spec") or info["source"], info.get("root"))
+    return SourceSpec(spec.source, spec.root, info.get("channels", 3),
+                      info.get("image_size", 32)) if spec.user_images else spec
 
 
 def _counts(manifest: Manifest) -> dict[str, int]:
@@ -37,7 +44,7 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
     """Build the manifest from the source minus every excluded id; a new version only when it
     differs from the newest one. Returns (version, created)."""
     bar = progress_bar(3, f"prepare {data.source}")
-    raw = cached_source(data.source, data.root)
+    raw, fingerprint = open_source(repo.ws, spec_of(data))
     bar.update(1)
     manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size,
                               data.holdout_fraction)
@@ -48,9 +55,15 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
         manifest = manifest.without(exclusions.ids)
         overlay = repo.overlay(head) if head else None
         if head and head.info.get("manifest_sha256") == manifest.digest() \
-                and head.info.get("source") == raw.name:
+                and version_spec(head.info) == spec_of(data) \
+                and head.info.get("pixels_sha256") == pixels_sha256(repo.ws, fingerprint):
             return head, False
-        info = {"source": raw.name, "root": data.root, "seed": data.seed,
+        info = {"source": raw.name, "source_spec": data.source, "root": data.root,
+                "channels": data.channels, "image_size": data.image_size,
+                "source_fingerprint": fingerprint,
+                "pixels_sha256": pixels_sha256(repo.ws, fingerprint),
+                "subjects_from": "subjects.csv" if raw.subjects is not None else "synthetic",
+                "seed": data.seed,
                 "classes": list(raw.classes), "image_shape": list(raw.image_shape),
                 "third_party_fraction": data.third_party_fraction,
                 "holdout_fraction": data.holdout_fraction,
@@ -67,7 +80,8 @@ def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
 def load_bundle(repo: DataRepo, version: DataVersion) -> tuple[DataBundle, Manifest]:
     """Tensors of a version: source pixels, with project-owned (poisoned) rows overlaid."""
     info = version.info
-    raw = cached_source(info["source"], info.get("root"))
+    raw, _ = open_source(repo.ws, version_spec(info), info.get("source_fingerprint"),
+                         info.get("pixels_sha256"))
     manifest = repo.manifest(version).without(repo.exclusions(version).ids)
     bundle = materialize(raw, manifest)
     overlay = repo.overlay(version)

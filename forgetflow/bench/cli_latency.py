@@ -91,11 +91,12 @@ def commands(env: dict[str, str]) -> list[list[str]]:
     return verbs
 
 
-def update_benchmarks_md(markdown: str, path: Path = Path("BENCHMARKS.md")) -> None:
-    """Replace (or append) the CLI latency section, leaving the rest as `make bench` wrote it."""
+def update_benchmarks_md(markdown: str, path: Path = Path("BENCHMARKS.md"),
+                         section: str = SECTION) -> None:
+    """Replace (or append) one section, leaving the rest as `make bench` wrote it."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        head, _, tail = text.partition(SECTION)
+    if section in text:
+        head, _, tail = text.partition(section)
         rest = tail.split("\n## ", 1)
         text = head + markdown + ("\n## " + rest[1] if len(rest) > 1 else "")
     else:

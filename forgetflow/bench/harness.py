@@ -215,6 +215,7 @@ def cached_train(cfg: BenchConfig, setup: SeedSetup, data: ImageSet, seed: int, 
                                    "backdoor" else None]).encode())
     h.update("\n".join(data.ids.tolist()).encode())
     h.update(data.labels.numpy().tobytes())
+    h.update(data.images.numpy().tobytes())  # an image folder may change under the same ids
     path = Path(cfg.cache_dir) / f"{tag}-{h.hexdigest()[:16]}.safetensors"
     if path.exists():
         model, _, _, extra = load_checkpoint(path)

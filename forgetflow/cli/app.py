@@ -49,8 +49,14 @@ def data_prepare(source: str = typer.Option(None, help="override params data.sou
         if source:
             data = data.model_copy(update={"source": source})
         version, created = prepare(DataRepo(Workspace.from_env()), data)
+        subjects = version.info.get("subjects_from", "synthetic")
+        if subjects == "synthetic" and data.source.startswith(("folder:", "s3://")):
+            say("no subjects.csv at the source root: subjects are the seeded synthetic "
+                f"assignment (about {data.subject_size} images each)")
         emit({"data_version": version.tag, "created": created, "rev": version.rev,
-              "repo": version.repo, "rows": version.info["rows"]}, as_json,
+              "repo": version.repo, "rows": version.info["rows"],
+              "dataset": version.info["source"], "subjects": subjects,
+              "image_shape": version.info.get("image_shape")}, as_json,
              lambda p: f"data version {p['data_version']} "
                        f"({'created' if created else 'unchanged'}): {p['rows']}")
 
@@ -78,10 +84,16 @@ def data_gc() -> None:
     with user_errors():
         check_stack()
         from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.imagestore import prune_cache
         from forgetflow.adapters.workspace import Workspace
 
-        DataRepo(Workspace.from_env()).gc()
-        say("purged objects not used by the newest data version (local cache and remote)")
+        ws = Workspace.from_env()
+        repo = DataRepo(ws)
+        repo.gc()
+        newest = repo.version().info.get("source_fingerprint") if repo.exists() else None
+        dropped = prune_cache(ws, {newest} if newest else set())
+        say("purged objects not used by the newest data version (local cache and remote)"
+            + (f"; {dropped} decoded image cache(s) of older source states" if dropped else ""))
 
 
 @app.command("train")

@@ -10,7 +10,8 @@ import typer
 
 
 def bench_command(
-    dataset: str = typer.Option("fashion-mnist", help="fashion-mnist | digits | mnist | cifar10"),
+    dataset: str = typer.Option("fashion-mnist", help="fashion-mnist | digits | mnist | "
+                                "cifar10 | folder:<path> (image folders at 3x32x32)"),
     data_root: str | None = typer.Option(None, help="folder of the dataset files"),
     scenario: str = typer.Option("class", help="class | random | subject | backdoor"),
     forget_class: int = typer.Option(None, help="class scenario: the label to forget"),

@@ -172,13 +172,15 @@ def serve(params: Path = PARAMS) -> None:
         serve_all(str(params) if params else None)
 
 
-def demo(params: Path = PARAMS) -> None:
+def demo(params: Path = PARAMS,
+         source: str = typer.Option(None, help="override params data.source, e.g. "
+                                    "folder:/path/to/images or s3://bucket/prefix")) -> None:
     """prepare → train → three requests → one batch → promote → lineage of the champion."""
     with user_errors():
         check_stack()
         from forgetflow.pipeline.demo import run_demo
 
-        run_demo(str(params) if params else None)
+        run_demo(str(params) if params else None, source)
 
 
 def register(app: typer.Typer, request_app: typer.Typer) -> None:

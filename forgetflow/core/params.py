@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,8 @@ class DataParams(_Section):
     third_party_fraction: float = 0.1
     subject_size: int = 20
     holdout_fraction: float = 0.5  # of the third-party pool: evaluation only (docs/design.md §3)
+    channels: Literal[1, 3] = 3  # image folders / S3 prefixes only: 1 (L) or 3 (RGB)
+    image_size: int = Field(32, ge=8, le=512)  # image folders / S3 prefixes: resized square
 
 
 class TrainParams(_Section):

@@ -22,7 +22,9 @@ NonNegInt = Annotated[int, Field(ge=0)]
 MAX_IDS = 100_000  # more rows than any built-in dataset's train split: a bigger list is a mistake
 MAX_TEXT = 200  # ids, subjects, keys and model names; longer input would only bloat errors
 # printable text only: control characters (NUL above all) break SQL drivers and terminals
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=PRINTABLE)]
+SampleId = Text  # the ledger's sample-id column holds MAX_TEXT characters
 
 
 class TriggerIn(BaseModel):
@@ -52,9 +54,10 @@ class DeletionRequest(BaseModel):
 
     kind: Kind = Field(description="samples: named sample ids · subject: every sample of a data "
                        "owner · class: a whole label · backdoor: samples carrying a trigger")
-    ids: list[Annotated[str, Field(max_length=MAX_TEXT)]] = Field(
+    ids: list[SampleId] = Field(
         default_factory=list, max_length=MAX_IDS,
-        description="kind=samples: sample ids `<dataset>:<split>:<i>`, each once")
+        description="kind=samples: sample ids `<dataset>:<split>:<key>` (the key is a "
+                    "position, or an image's path under its split folder), each once")
     subject: Text | None = Field(None, description="kind=subject: the data owner's subject id")
     label: int | None = Field(None, ge=0, description="kind=class: the label to forget")
     trigger: TriggerIn | None = Field(None, description="kind=backdoor: the trigger to scan for")

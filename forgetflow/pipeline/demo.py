@@ -27,8 +27,11 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def demo_source(params: Params) -> str:
-    """Fashion-MNIST from Debian's package when present, else sklearn's bundled digits."""
+def demo_source(params: Params, override: str | None = None) -> str:
+    """`--source` when given; else Fashion-MNIST from Debian's package when present, else
+    sklearn's bundled digits."""
+    if override:
+        return override
     if params.data.source == "fashion-mnist" and params.data.root is None \
             and not DEBIAN_FASHION_MNIST.is_dir():
         say(f"{DEBIAN_FASHION_MNIST} is absent: the demo uses the bundled digits instead")
@@ -43,9 +46,10 @@ def demo_requests(repo: DataRepo, samples: int, seed: int = 0) -> list[DeletionR
     train = m.split == "train"
     label = int(np.unique(m.labels[train])[-1])
     others = train & (m.labels != label)
-    subject = str(sorted(set(m.subject[others].tolist()))[0])
+    subject = str(sorted(set(m.subject[others].tolist()) - {""})[0])  # "": not in subjects.csv
     pool = m.ids[others & (m.subject != subject)]
-    ids = np.random.default_rng(seed).choice(pool, samples, replace=False)
+    count = min(samples, len(pool) // 4)  # small folders: leave every class most of its rows
+    ids = np.random.default_rng(seed).choice(pool, count, replace=False)
     return [DeletionRequest(kind="subject", subject=subject),
             DeletionRequest(kind="class", label=label),
             DeletionRequest(kind="samples", ids=sorted(ids.tolist()))]
@@ -87,7 +91,7 @@ def print_lineage(registry: Registry, ledger: Ledger, repo: DataRepo, name: str,
                   f"{len(still)} of them still in the manifest")
 
 
-def run_demo(params_file: str | None = None) -> None:
+def run_demo(params_file: str | None = None, source_override: str | None = None) -> None:
     from flows.process_deletions import process_deletions
     from flows.promote import promote_flow
     from flows.train import train_flow
@@ -96,7 +100,7 @@ def run_demo(params_file: str | None = None) -> None:
     params = load_checked(params_file)
     ws = Workspace.from_env().ensure()
     name = params.registry.model_name
-    source = demo_source(params)
+    source = demo_source(params, source_override)
     say(f"workspace: {ws.root}\ndemo recipe: {params.demo.epochs} epoch(s) instead of "
         f"{params.train.epochs} (params.yaml demo.epochs) so `make run` takes minutes")
 

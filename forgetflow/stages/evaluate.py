@@ -17,7 +17,8 @@ from forgetflow.stages import BUILD, MANIFEST, MODEL
 
 def main() -> None:
     params = load_params("params.yaml")
-    bundle = materialize(load_source(params.data.source, params.data.root),
+    bundle = materialize(load_source(params.data.source, params.data.root,
+                                     params.data.channels, params.data.image_size),
                          Manifest.read_csv(MANIFEST))
     model, *_ = load_checkpoint(MODEL)
     metrics = {}

@@ -10,7 +10,7 @@ from forgetflow.stages import BUILD, MANIFEST
 
 def main() -> None:
     data = load_params("params.yaml").data
-    raw = load_source(data.source, data.root)
+    raw = load_source(data.source, data.root, data.channels, data.image_size)
     manifest = build_manifest(raw, data.seed, data.third_party_fraction, data.subject_size,
                               data.holdout_fraction)
     BUILD.mkdir(exist_ok=True)

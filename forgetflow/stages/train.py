@@ -14,7 +14,8 @@ from forgetflow.stages import BUILD, MANIFEST, MODEL
 
 def main() -> None:
     params = load_params("params.yaml")
-    bundle = materialize(load_source(params.data.source, params.data.root),
+    bundle = materialize(load_source(params.data.source, params.data.root,
+                                     params.data.channels, params.data.image_size),
                          Manifest.read_csv(MANIFEST))
     recipe = recipe_of(params.train)
     model, spec, stats = train_base(bundle, recipe)

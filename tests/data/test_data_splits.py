@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from forgetflow.core.data.manifest import (
+    Manifest,
     ManifestError,
     build_manifest,
     parse_sample_id,
@@ -75,7 +76,8 @@ def test_materialized_pixels_equal_raw_file_rows(fmnist_raw, fmnist_manifest):
         assert s.images.dtype == torch.uint8
         assert set(s.ids.tolist()) == set(sub.of_split(split).ids.tolist())
         for k, sid in enumerate(s.ids):
-            _, file_split, i = parse_sample_id(sid)
+            _, file_split, key = parse_sample_id(sid)
+            i = int(key)
             raw = fmnist_raw.train if file_split == "train" else fmnist_raw.test
             np.testing.assert_array_equal(s.images[k].numpy(), raw.images[i])
             assert int(s.labels[k]) == int(raw.labels[i])
@@ -169,7 +171,7 @@ def test_tiny_fmnist_bundle_is_a_real_slice(tiny_fmnist_bundle, fmnist_raw):
     assert b.image_shape == (1, 28, 28)
     k = len(b.test) // 2
     _, _, i = parse_sample_id(b.test.ids[k])
-    np.testing.assert_array_equal(b.test.images[k].numpy(), fmnist_raw.test.images[i])
+    np.testing.assert_array_equal(b.test.images[k].numpy(), fmnist_raw.test.images[int(i)])
 
 
 def test_build_manifest_rejects_bad_knobs(digits_raw):
@@ -182,11 +184,21 @@ def test_build_manifest_rejects_bad_knobs(digits_raw):
 
 def test_sample_id_round_trip_and_rejects_malformed():
     assert sample_id("fashion-mnist", "train", 41231) == "fashion-mnist:train:41231"
-    assert parse_sample_id("fashion-mnist:test:7") == ("fashion-mnist", "test", 7)
-    assert parse_sample_id("folder-a:b:train:3") == ("folder-a:b", "train", 3)
-    for bad in ("fashion-mnist:val:1", "fashion-mnist:train:x", "train:1", "", "a:train:-1"):
+    assert parse_sample_id("fashion-mnist:test:7") == ("fashion-mnist", "test", "7")
+    # image-folder keys are paths: colons, commas and spaces stay in the key
+    assert parse_sample_id("faces:train:cat/a:b, c.png") == ("faces", "train", "cat/a:b, c.png")
+    for bad in ("fashion-mnist:val:1", "train:1", "", "a:train:", ":train:1", "a:b:train:3",
+                "a:train:../x", "a:train:/etc/passwd", "a:train:cat//x", "a:train:./x"):
         with pytest.raises(ManifestError):
             parse_sample_id(bad)
+
+
+def test_position_sources_refuse_keys_that_are_not_positions(digits_raw):
+    m = build_manifest(digits_raw)
+    broken = Manifest(np.asarray(["digits:train:x"], dtype=object), m.labels[:1], m.split[:1],
+                      m.subject[:1])
+    with pytest.raises(ManifestError, match="positions"):
+        materialize(digits_raw, broken)
 
 
 def test_materialize_rejects_manifest_of_another_source(digits_raw, tiny_fmnist_manifest):

@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from imagefolders import write_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -24,7 +26,8 @@ def run(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path) -> None:
+@pytest.mark.parametrize("source", ["digits", "folder"])
+def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path, source: str) -> None:
     work = tmp_path / "project"
     work.mkdir()
     shutil.copytree(ROOT / "forgetflow", work / "forgetflow",
@@ -36,7 +39,11 @@ def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path) -> None:
         params[section] = {**params.get(section, {}), **values} if isinstance(values, dict) \
             else values
     params["train"]["epochs"] = 1
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    if source == "folder":  # users' images: any name, format, mode and size
+        images = write_folder(tmp_path / "my images, ñ", per_class=30, test_per_class=10)
+        params["data"].update(source=f"folder:{images}", image_size=16)
+        params["train"]["epochs"] = 6
+    (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
     run(work, "git", "init", "-q")
     run(work, DVC, "init", "-q")
     run(work, DVC, "config", "core.analytics", "false")

@@ -61,15 +61,18 @@ class Manifest:
         return h.hexdigest()
 
     def write_csv(self, path: str | Path) -> None:
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(COLUMNS)
-            writer.writerows(zip(self.ids, self.labels, self.split, self.subject, strict=True))
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            self.write_csv_to(fh)
+
+    def write_csv_to(self, fh) -> None:
+        writer = csv.writer(fh)
+        writer.writerow(COLUMNS)
+        writer.writerows(zip(self.ids, self.labels, self.split, self.subject, strict=True))
 
     @classmethod
     def read_csv(cls, path_or_file) -> Manifest:
         is_path = isinstance(path_or_file, str | Path)
-        fh = open(path_or_file, newline="") if is_path else path_or_file
+        fh = open(path_or_file, newline="", encoding="utf-8") if is_path else path_or_file
         with fh:
             reader = csv.reader(fh)
             header = next(reader, None)
@@ -85,16 +88,50 @@ class Manifest:
         )
 
 
-def sample_id(source: str, file_split: str, position: int) -> str:
-    """The contract id `<dataset>:<split>:<i>`; the split is the source file (train/test)."""
-    return f"{source}:{file_split}:{position}"
+def sample_id(source: str, file_split: str, key: int | str) -> str:
+    """The contract id `<dataset>:<split>:<key>`; the split is the source file (train/test),
+    the key a position or, for image folders, the image's path under the split folder."""
+    return f"{source}:{file_split}:{key}"
 
 
-def parse_sample_id(sample: str) -> tuple[str, str, int]:
-    parts = sample.rsplit(":", 2)
-    if len(parts) != 3 or parts[1] not in ("train", "test") or not parts[2].isdigit():
-        raise ManifestError(f"malformed sample id {sample!r}; expected <dataset>:<split>:<i>")
-    return parts[0], parts[1], int(parts[2])
+def parse_sample_id(sample: str) -> tuple[str, str, str]:
+    """(dataset, file split, key). The dataset part never holds a colon; the key may. A key is
+    a position or a relative path as a folder scan yields it: never absolute, no `.`, `..` or
+    empty segment."""
+    parts = sample.split(":", 2)
+    if len(parts) != 3 or not parts[0] or parts[1] not in ("train", "test") or not parts[2] \
+            or parts[2].startswith("/") or {".", "..", ""} & set(parts[2].split("/")):
+        raise ManifestError(f"malformed sample id {sample!r}; expected <dataset>:<split>:<key>")
+    return parts[0], parts[1], parts[2]
+
+
+def _uniform(seed: int, salt: str, keys: list[str]) -> np.ndarray:
+    """One draw in [0, 1) per key from sha256(seed, salt, key): the same for a key however
+    many other rows the source has, so a re-scan moves no existing row between splits."""
+    out = np.empty(len(keys))
+    for i, key in enumerate(keys):
+        digest = hashlib.sha256(f"{seed}\0{salt}\0{key}".encode()).digest()
+        out[i] = int.from_bytes(digest[:8], "big") / 2.0**64
+    return out
+
+
+def _keyed_assignment(raw: RawSource, seed: int, third_party_fraction: float,
+                      subject_size: int, holdout_fraction: float,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Splits and subjects of a path-keyed source, drawn per row from its key."""
+    train_keys = [f"train/{k}" for k in raw.train.key_list()]
+    all_keys = train_keys + [f"test/{k}" for k in raw.test.key_list()]
+    split = np.full(len(train_keys), "train", dtype=object)
+    pool = _uniform(seed, "third_party", train_keys) < third_party_fraction
+    split[pool] = "third_party"
+    split[pool & (_uniform(seed, "holdout", train_keys) < holdout_fraction)] = "holdout"
+    if raw.subjects is not None:
+        subject = np.asarray([raw.subjects.get(k, "") for k in all_keys], dtype=object)
+    else:
+        n_subjects = max(1, -(-len(all_keys) // subject_size))
+        draws = _uniform(seed, "subject", all_keys)
+        subject = np.asarray([f"subj-{int(u * n_subjects):05d}" for u in draws], dtype=object)
+    return split, subject
 
 
 def build_manifest(
@@ -110,8 +147,22 @@ def build_manifest(
         raise ManifestError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if subject_size < 1:
         raise ManifestError("subject_size must be >= 1")
-    rng = np.random.default_rng(seed)
     n_train, n_test = len(raw.train.labels), len(raw.test.labels)
+    ids = [sample_id(raw.name, "train", k) for k in raw.train.key_list()]
+    ids += [sample_id(raw.name, "test", k) for k in raw.test.key_list()]
+    labels = np.concatenate([raw.train.labels, raw.test.labels]).astype(np.int64)
+    if raw.keyed or raw.subjects is not None:
+        split, subject_of = _keyed_assignment(raw, seed, third_party_fraction, subject_size,
+                                              holdout_fraction)
+        if (split == "train").sum() < 2 or (split != "train").sum() < 2:
+            raise ManifestError(
+                f"{n_train} training images give {(split == 'train').sum()} train and "
+                f"{(split != 'train').sum()} third-party rows at third_party_fraction "
+                f"{third_party_fraction}: both need at least 2 (add images)")
+        return Manifest(np.asarray(ids, dtype=object), labels,
+                        np.concatenate([split, np.full(n_test, "test", dtype=object)]),
+                        subject_of)
+    rng = np.random.default_rng(seed)
     order = rng.permutation(n_train)
     split = np.full(n_train, "train", dtype=object)
     pool = order[: int(round(n_train * third_party_fraction))]
@@ -121,19 +172,25 @@ def build_manifest(
     n_all = n_train + n_test
     subject_of = np.empty(n_all, dtype=object)
     subject_of[rng.permutation(n_all)] = [f"subj-{k // subject_size:05d}" for k in range(n_all)]
-    ids = [sample_id(raw.name, "train", i) for i in range(n_train)]
-    ids += [sample_id(raw.name, "test", i) for i in range(n_test)]
     return Manifest(
-        np.asarray(ids, dtype=object),
-        np.concatenate([raw.train.labels, raw.test.labels]).astype(np.int64),
+        np.asarray(ids, dtype=object), labels,
         np.concatenate([split, np.full(n_test, "test", dtype=object)]),
         subject_of,
     )
 
 
-def positions(manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
-    """(is_test_file, position) per row, parsed from ids."""
+def positions(manifest: Manifest, raw: RawSource | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(is_test_file, position) per row: the key itself, or its row in a path-keyed source."""
     parsed = [parse_sample_id(s) for s in manifest.ids]
     is_test = np.asarray([p[1] == "test" for p in parsed], dtype=bool)
-    pos = np.asarray([p[2] for p in parsed], dtype=np.int64)
-    return is_test, pos
+    if raw is None or not raw.keyed:
+        if not all(p[2].isdigit() for p in parsed):
+            raise ManifestError("manifest ids do not name source positions")
+        return is_test, np.asarray([int(p[2]) for p in parsed], dtype=np.int64)
+    where = {("train", k): i for i, k in enumerate(raw.train.key_list())}
+    where.update({("test", k): i for i, k in enumerate(raw.test.key_list())})
+    missing = [s for s, p in zip(manifest.ids, parsed, strict=True) if (p[1], p[2]) not in where]
+    if missing:
+        raise ManifestError(f"{len(missing)} manifest row(s) are not in source {raw.name!r} "
+                            "any more (images removed since the data version was prepared)")
+    return is_test, np.asarray([where[(p[1], p[2])] for p in parsed], dtype=np.int64)

@@ -1,14 +1,14 @@
 """Offline image sources: each returns raw uint8 images plus labels, never touching a network.
 
-A source is named by a string; `load_source(name, root)` resolves it. Positions in the returned
-arrays are the positions in the source file, which makes sample ids (`<name>:<split>:<i>`) stable.
+A source is named by a string; `load_source(name, root)` resolves it. A row's key is its
+position in the source file (the MNIST family, CIFAR-10, digits) or its path (users' image
+folders), which makes sample ids (`<name>:<split>:<key>`) stable.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,16 @@ class DataSourceError(ValueError):
 
 @dataclass(frozen=True)
 class RawSplit:
-    """One source file: images as uint8 [N, C, H, W] and int64 labels."""
+    """One source file: images as uint8 [N, C, H, W], int64 labels and, for sources whose
+    rows are files, each row's key (None: the key is the row's position)."""
 
     images: np.ndarray
     labels: np.ndarray
+    keys: np.ndarray | None = None
+
+    def key_list(self) -> list[str]:
+        return [str(k) for k in self.keys] if self.keys is not None \
+            else [str(i) for i in range(len(self.labels))]
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,12 @@ class RawSource:
     classes: tuple[str, ...]
     train: RawSplit
     test: RawSplit
+    subjects: dict[str, str] | None = None  # "<split>/<key>" -> subject, from subjects.csv
+
+    @property
+    def keyed(self) -> bool:
+        """Rows named by path: splits and subjects are drawn per id, not per position."""
+        return self.train.keys is not None
 
     @property
     def num_classes(self) -> int:
@@ -118,62 +130,47 @@ def load_digits_source() -> RawSource:
     )
 
 
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck")
+CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then 3072 pixel bytes (R, G, B planes)
+
+
+def _cifar_bin(path: Path) -> RawSplit:
+    data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    if data.size == 0 or data.size % CIFAR_RECORD:
+        raise DataSourceError(f"{path} is not a CIFAR-10 binary batch (size {data.size})")
+    records = data.reshape(-1, CIFAR_RECORD)
+    if records[:, 0].max() > 9:
+        raise DataSourceError(f"{path} has labels above 9: not a CIFAR-10 binary batch")
+    return RawSplit(records[:, 1:].reshape(-1, 3, 32, 32).copy(),
+                    records[:, 0].astype(np.int64))
+
+
 def load_cifar10_dir(root: Path) -> RawSource:
-    """torchvision's extracted `cifar-10-batches-py` folder (no download)."""
-    folder = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
-    if not (folder / "data_batch_1").exists():
+    """The dataset's binary version (`cifar-10-batches-bin`, no download). The Python version
+    is pickled, and unpickling a file runs whatever code it names: it is refused."""
+    folder = root / "cifar-10-batches-bin" if (root / "cifar-10-batches-bin").is_dir() else root
+    if not (folder / "data_batch_1.bin").exists():
+        if (root / "cifar-10-batches-py").is_dir() or (root / "data_batch_1").exists():
+            raise DataSourceError(
+                f"{root} holds CIFAR-10's Python (pickle) version, which forgetflow does not "
+                "read: unpickling runs code. Use the binary version (cifar-10-batches-bin)")
         raise DataSourceError(f"no CIFAR-10 batches under {root}")
-
-    def batch(file: str) -> tuple[np.ndarray, np.ndarray]:
-        with open(folder / file, "rb") as fh:
-            d = pickle.load(fh, encoding="latin1")
-        return d["data"].reshape(-1, 3, 32, 32), np.asarray(d["labels"], dtype=np.int64)
-
-    parts = [batch(f"data_batch_{i}") for i in range(1, 6)]
-    tx, ty = batch("test_batch")
-    classes = ("airplane", "automobile", "bird", "cat", "deer",
-               "dog", "frog", "horse", "ship", "truck")
-    return RawSource(
-        "cifar10", classes,
-        RawSplit(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])),
-        RawSplit(tx, ty),
-    )
-
-
-def load_image_folder(root: Path, size: int = 32) -> RawSource:
-    """Users' own data: `root/{train,test}/<class>/<image>`, sorted by path for stable ids."""
-    from PIL import Image
-
-    train_dir, test_dir = root / "train", root / "test"
-    if not train_dir.is_dir() or not test_dir.is_dir():
-        raise DataSourceError(f"image folder {root} needs train/ and test/ subfolders")
-    classes = tuple(sorted(p.name for p in train_dir.iterdir() if p.is_dir()))
-    if not classes:
-        raise DataSourceError(f"{train_dir} has no class folders")
-
-    def read(split_dir: Path) -> RawSplit:
-        images, labels = [], []
-        for label, cls in enumerate(classes):
-            for file in sorted((split_dir / cls).glob("*")) if (split_dir / cls).is_dir() else []:
-                try:
-                    img = Image.open(file).convert("RGB").resize((size, size))
-                except (OSError, Image.UnidentifiedImageError) as exc:
-                    raise DataSourceError(f"{file} is not a readable image: {exc}") from exc
-                images.append(np.asarray(img, dtype=np.uint8).transpose(2, 0, 1))
-                labels.append(label)
-        if not images:
-            raise DataSourceError(f"{split_dir} holds no images")
-        return RawSplit(np.stack(images), np.asarray(labels, dtype=np.int64))
-
-    return RawSource(f"folder-{root.name}", classes, read(train_dir), read(test_dir))
+    parts = [_cifar_bin(folder / f"data_batch_{i}.bin") for i in range(1, 6)]
+    test = _cifar_bin(folder / "test_batch.bin")
+    train = RawSplit(np.concatenate([p.images for p in parts]),
+                     np.concatenate([p.labels for p in parts]))
+    return RawSource("cifar10", CIFAR_CLASSES, train, test)
 
 
 def _torchvision_raw(root: Path, folder: str) -> Path:
     return root / folder / "raw"
 
 
-def load_source(name: str, root: str | os.PathLike[str] | None = None) -> RawSource:
-    """Resolve a source name: fashion-mnist, digits, mnist, cifar10 or folder:<path>."""
+def load_source(name: str, root: str | os.PathLike[str] | None = None, channels: int = 3,
+                image_size: int = 32) -> RawSource:
+    """Resolve a source name: fashion-mnist, digits, mnist, cifar10 or folder:<path>.
+    `channels` and `image_size` shape image folders only; the others keep their own."""
     if name == "fashion-mnist":
         path = Path(root or os.environ.get("FORGETFLOW_FASHION_MNIST", DEBIAN_FASHION_MNIST))
         if _torchvision_raw(path, "FashionMNIST").is_dir():
@@ -190,12 +187,19 @@ def load_source(name: str, root: str | os.PathLike[str] | None = None) -> RawSou
         return load_digits_source()
     if name == "cifar10":
         if root is None:
-            raise DataSourceError("cifar10 needs --data-root (torchvision's CIFAR-10 folder)")
+            raise DataSourceError("cifar10 needs --data-root (the folder holding "
+                                  "cifar-10-batches-bin)")
         return load_cifar10_dir(Path(root))
     if name.startswith("folder:"):
-        return load_image_folder(Path(name.split(":", 1)[1]))
+        from forgetflow.core.data.folder import load_image_folder
+
+        return load_image_folder(Path(name.split(":", 1)[1]), channels, image_size)
+    if name.startswith("s3://"):
+        raise DataSourceError(f"{name}: S3 sources are read by the data registry "
+                              "(`forgetflow data prepare`), not by this reader")
     raise DataSourceError(
-        f"unknown dataset {name!r}: use fashion-mnist, digits, mnist, cifar10 or folder:<path>"
+        f"unknown dataset {name!r}: use fashion-mnist, digits, mnist, cifar10, folder:<path> "
+        "or s3://bucket/prefix"
     )
 
 

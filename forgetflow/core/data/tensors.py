@@ -64,7 +64,7 @@ def materialize(raw: RawSource, manifest: Manifest) -> DataBundle:
     """Gather each split's pixels from the source; labels come from the manifest."""
     if len(manifest) and not str(manifest.ids[0]).startswith(raw.name + ":"):
         raise ManifestError(f"manifest ids are not from source {raw.name!r}")
-    is_test, pos = positions(manifest)
+    is_test, pos = positions(manifest, raw)
     out = {}
     for split in ("train", "third_party", "holdout", "test"):
         rows = np.flatnonzero(manifest.split == split)

@@ -1,0 +1,47 @@
+"""A local image folder as a store: list its files with a size+mtime stamp, read their bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from forgetflow.core.data.images import StoredFile, decode_source, fingerprint, safe_name
+from forgetflow.core.data.sources import DataSourceError, RawSource
+
+
+def list_folder(root: Path) -> list[StoredFile]:
+    """Every file under root's train/ and test/ (and subjects.csv), with stamps."""
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise DataSourceError(f"image folder {root} needs train/ and test/ subfolders")
+    files = []
+    candidates = [root / "subjects.csv"] if (root / "subjects.csv").is_file() else []
+    for split in ("train", "test"):
+        candidates += [p for p in (root / split).rglob("*") if p.is_file()]
+    for path in candidates:
+        st = path.stat()
+        rel = path.relative_to(root).as_posix()
+        files.append(StoredFile(rel, str(path), f"{st.st_size}:{st.st_mtime_ns}"))
+    return files
+
+
+def folder_name(root: Path) -> str:
+    return safe_name(root.resolve().name)
+
+
+def folder_fingerprint(root: Path, channels: int, image_size: int) -> str:
+    return fingerprint(list_folder(root), channels, image_size)
+
+
+def load_image_folder(root: Path, channels: int = 3, image_size: int = 32) -> RawSource:
+    """Users' own data: `root/{train,test}/<class>/.../<image>`, decoded in one pass."""
+    files = list_folder(root)
+
+    def read(f: StoredFile) -> bytes:
+        try:
+            return Path(f.location).read_bytes()
+        except OSError as exc:
+            raise DataSourceError(f"{f.location} cannot be read: {exc.strerror}") from exc
+
+    return decode_source(folder_name(root), files, read, channels, image_size)
+
+
+__all__ = ["folder_fingerprint", "list_folder", "load_image_folder"]

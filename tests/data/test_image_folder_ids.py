@@ -1,0 +1,166 @@
+"""Data tier: users' image folders: decoding, ids that survive any name and a re-scan,
+subjects from subjects.csv, and the errors a malformed folder gets."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from imagefolders import CLASSES, add_image, write_folder
+from PIL import Image
+
+from forgetflow.core.data.folder import folder_fingerprint, load_image_folder
+from forgetflow.core.data.manifest import build_manifest, parse_sample_id
+from forgetflow.core.data.sources import DataSourceError, load_source
+from forgetflow.core.data.tensors import materialize
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_folder(tmp_path / "faces,2024 é", per_class=10, test_per_class=4)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", [16, 24])
+def test_any_image_becomes_channels_by_size(folder, channels, size):
+    raw = load_image_folder(folder, channels, size)
+    assert raw.classes == tuple(sorted(CLASSES))
+    assert raw.train.images.shape == (30, channels, size, size)
+    assert raw.test.images.shape == (12, channels, size, size)
+    assert raw.train.images.dtype == np.uint8
+    # colour survives (grayscale files: their luma in every channel)
+    keys = raw.train.key_list()
+    for cls in raw.classes:
+        colour = np.asarray(CLASSES[cls], dtype=float)
+        luma = colour @ [0.299, 0.587, 0.114]
+        for name, expected in (("img001.jpg", colour), ("img003.png", [luma] * 3)):
+            pixel = raw.train.images[keys.index(f"{cls}/{name}")].mean(axis=(1, 2))
+            want = expected if channels == 3 else [np.asarray(expected) @ [0.299, 0.587,
+                                                                           0.114]]
+            np.testing.assert_allclose(pixel, want, atol=12)
+
+
+def test_ids_are_paths_that_survive_commas_spaces_quotes_and_accents(folder):
+    raw = load_image_folder(folder)
+    manifest = build_manifest(raw, seed=0, third_party_fraction=0.3)
+    assert raw.name == "faces-2024-é"
+    odd = [i for i in manifest.ids if "," in i and " " in i and "'" in i and "ñ" in i]
+    assert len(odd) == 3 * (2 + 1)  # names k=0,5 in train and k=0 in test, per class
+    for sid in manifest.ids:
+        dataset, split, key = parse_sample_id(sid)
+        assert dataset == raw.name
+        assert (folder / split / key).is_file()
+    bundle = materialize(raw, manifest)
+    for part in (bundle.train, bundle.third_party, bundle.test):
+        for k, sid in enumerate(part.ids):
+            _, split, key = parse_sample_id(sid)
+            source = raw.train if split == "train" else raw.test
+            row = source.key_list().index(key)
+            assert torch_equal(part.images[k], source.images[row])
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a.numpy() == np.asarray(b)).all())
+
+
+def test_a_rescan_after_adding_and_removing_images_moves_no_other_row(folder):
+    before = build_manifest(load_image_folder(folder), seed=3, third_party_fraction=0.3)
+    add_image(folder, "train", "cat", "aaa new, one.png")
+    victim = sorted((folder / "train" / "owl é").iterdir())[4]
+    victim.unlink()
+    after = build_manifest(load_image_folder(folder), seed=3, third_party_fraction=0.3)
+    old = dict(zip(before.ids, zip(before.labels, before.split, strict=True), strict=True))
+    new = dict(zip(after.ids, zip(after.labels, after.split, strict=True), strict=True))
+    assert set(new) - set(old) == {f"{after.ids[0].split(':')[0]}:train:cat/aaa new, one.png"}
+    assert set(old) - set(new) == {f"{before.ids[0].split(':')[0]}:train:owl é/{victim.name}"}
+    assert all(new[i] == old[i] for i in set(new) & set(old))
+
+
+def test_fingerprint_changes_with_content_not_with_nothing(folder):
+    first = folder_fingerprint(folder, 3, 32)
+    assert folder_fingerprint(folder, 3, 32) == first
+    assert folder_fingerprint(folder, 1, 32) != first
+    add_image(folder, "test", "cat", "late.png")
+    assert folder_fingerprint(folder, 3, 32) != first
+
+
+def write_subjects(folder, rows) -> None:
+    with open(folder / "subjects.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "subject"])
+        writer.writerows(rows)
+
+
+def test_subjects_csv_names_each_images_subject(folder):
+    cats = sorted(p.relative_to(folder).as_posix() for p in (folder / "train" / "cat").iterdir())
+    owls = sorted(p.relative_to(folder).as_posix() for p in (folder / "test" / "owl é").iterdir())
+    write_subjects(folder, [(p, "alice, the 1st") for p in cats[:4]] + [(owls[0], "bob")])
+    raw = load_image_folder(folder)
+    manifest = build_manifest(raw, seed=0, third_party_fraction=0.3)
+    alice = manifest.ids[manifest.subject == "alice, the 1st"]
+    assert sorted(f"train/{parse_sample_id(i)[2]}" for i in alice) == cats[:4]
+    assert [f"test/{parse_sample_id(i)[2]}" for i in manifest.ids[manifest.subject == "bob"]] \
+        == owls[:1]
+    assert (manifest.subject == "").sum() == len(manifest) - 5  # unlisted: no subject
+
+
+@pytest.mark.parametrize("text, message", [
+    ("file,owner\ntrain/cat/x.png,a\n", "header path,subject"),
+    ("path,subject\ntrain/cat/x.png\n", "line 2"),
+    ("path,subject\ntrain/cat/x.png,a\ntrain/cat/x.png,b\n", "two subjects"),
+])
+def test_malformed_subjects_csv_is_a_clear_error(folder, text, message):
+    (folder / "subjects.csv").write_text(text)
+    with pytest.raises(DataSourceError, match=message):
+        load_image_folder(folder)
+
+
+def test_malformed_folders_are_clear_errors(tmp_path, folder):
+    (folder / "train" / "cat" / ".DS_Store").write_bytes(b"\0\1junk")  # hidden: not a row
+    assert len(load_image_folder(folder).train.labels) == 30
+    (folder / "train" / "cat" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataSourceError, match="notes.txt"):
+        load_image_folder(folder)
+    (folder / "train" / "cat" / "notes.txt").unlink()
+    Image.new("RGB", (9, 9)).save(folder / "train" / "loose.png")
+    with pytest.raises(DataSourceError, match="directly under train/"):
+        load_image_folder(folder)
+    (folder / "train" / "loose.png").unlink()
+    shutil.copytree(folder / "test" / "cat", folder / "test" / "zebra")
+    with pytest.raises(DataSourceError, match="zebra"):
+        load_image_folder(folder)
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    (empty / "test").mkdir()
+    with pytest.raises(DataSourceError, match="no class folders"):
+        load_source(f"folder:{empty}")
+    with pytest.raises(DataSourceError, match="train/ and test/"):
+        load_source(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_too_few_images_for_the_splits_is_a_clear_error(tmp_path):
+    tiny = write_folder(tmp_path / "tiny", per_class=1, test_per_class=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        build_manifest(load_image_folder(tiny), third_party_fraction=0.1)
+
+
+def test_cifar10_pickles_are_refused_and_the_binary_version_is_read(tmp_path):
+    py = tmp_path / "py" / "cifar-10-batches-py"
+    py.mkdir(parents=True)
+    (py / "data_batch_1").write_bytes(b"cos\nsystem\n(S'echo planted'\ntR.")
+    with pytest.raises(DataSourceError, match="pickle"):
+        load_source("cifar10", tmp_path / "py")
+    binary = tmp_path / "bin" / "cifar-10-batches-bin"
+    binary.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in [*((f"data_batch_{i}.bin", 3) for i in range(1, 6)), ("test_batch.bin", 2)]:
+        records = rng.integers(0, 256, (n, 3073), dtype=np.uint8)
+        records[:, 0] = rng.integers(0, 10, n)
+        (binary / name).write_bytes(records.tobytes())
+    raw = load_source("cifar10", tmp_path / "bin")
+    assert raw.train.images.shape == (15, 3, 32, 32) and raw.test.images.shape == (2, 3, 32, 32)
+    (binary / "test_batch.bin").write_bytes(b"\0" * 100)
+    with pytest.raises(DataSourceError, match="not a CIFAR-10 binary batch"):
+        load_source("cifar10", tmp_path / "bin")

@@ -15,12 +15,16 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.data.folder import folder_name, list_folder, read_file
+from forgetflow.core.data.images import ImageEntry, StoredFile, decode_source
+from forgetflow.core.data.images import fingerprint as state_fingerprint
 from forgetflow.core.data.sources import DataSourceError, RawSource, RawSplit, load_source
 
 
@@ -48,18 +52,22 @@ def _cache_root(ws: Workspace) -> Path:
     return ws.root / "cache" / "decoded"
 
 
-def _save(raw: RawSource, folder: Path) -> None:
-    """Write atomically: a half-written cache is never read."""
+def _save(raw: RawSource, folder: Path, spec: SourceSpec, stamps: dict[str, str]) -> None:
+    """Write atomically: a half-written cache is never read. `stamps` ("split/key" → stamp)
+    let a later state reuse this one's pixels for files that did not change."""
     tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    meta = {"name": raw.name, "classes": list(raw.classes), "subjects": raw.subjects}
+    meta: dict = {"name": raw.name, "classes": list(raw.classes), "subjects": raw.subjects,
+                  "spec": [spec.source, spec.channels, spec.image_size]}
     digest = hashlib.sha256()
     for split, part in (("train", raw.train), ("test", raw.test)):
         np.save(tmp / f"{split}.npy", part.images)
-        meta[split] = {"keys": part.key_list(), "labels": part.labels.tolist()}
+        keys = part.key_list()
+        meta[split] = {"keys": keys, "labels": part.labels.tolist()}
         digest.update(json.dumps(meta[split]).encode())
         digest.update(np.ascontiguousarray(part.images).tobytes())
+        meta[split]["stamps"] = [stamps[f"{split}/{k}"] for k in keys]
     meta["pixels_sha256"] = digest.hexdigest()
     (tmp / "meta.json").write_text(json.dumps(meta))
     try:
@@ -70,7 +78,7 @@ def _save(raw: RawSource, folder: Path) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load(folder: Path) -> RawSource:
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = _meta(folder)
 
     def split(name: str) -> RawSplit:
         return RawSplit(np.load(folder / f"{name}.npy", mmap_mode="r"),
@@ -79,6 +87,44 @@ def _load(folder: Path) -> RawSource:
 
     return RawSource(meta["name"], tuple(meta["classes"]), split("train"), split("test"),
                      meta["subjects"])
+
+
+def _meta(folder: Path) -> dict:
+    return json.loads((folder / "meta.json").read_text())
+
+
+def _reuse_from(cache: Path, spec: SourceSpec) -> Callable[[ImageEntry], np.ndarray | None]:
+    """Pixels of unchanged files from the newest cached state of the same source, so a
+    re-scan after a few added images decodes only those."""
+    states = sorted((d for d in cache.iterdir() if (d / "meta.json").is_file()),
+                    key=lambda d: d.stat().st_mtime, reverse=True) if cache.is_dir() else []
+    same = [d for d in states if _meta(d).get("spec") == [spec.source, spec.channels,
+                                                          spec.image_size]]
+    if not same:
+        return lambda e: None
+    meta, raw = _meta(same[0]), _load(same[0])
+    where = {(split, key, stamp): (part, row)
+             for split, part in (("train", raw.train), ("test", raw.test))
+             for row, (key, stamp) in enumerate(zip(meta[split]["keys"], meta[split]["stamps"],
+                                                    strict=True))}
+
+    def reuse(e: ImageEntry) -> np.ndarray | None:
+        hit = where.get((e.split, e.key, e.file.stamp))
+        return None if hit is None else hit[0].images[hit[1]]
+
+    return reuse
+
+
+def _store(ws: Workspace, spec: SourceSpec
+           ) -> tuple[str, list[StoredFile], Callable[[StoredFile], bytes]]:
+    """(dataset name, files, reader) of a folder or an S3 prefix."""
+    if spec.source.startswith("s3://"):
+        from forgetflow.adapters.s3images import list_s3, parse_s3_source, s3_name, s3_reader
+
+        s3 = parse_s3_source(spec.source)
+        return s3_name(s3), list_s3(s3), s3_reader(s3, ws.root / "cache" / "s3-objects")
+    path = Path(spec.source.split(":", 1)[1]).expanduser()
+    return folder_name(path), list_folder(path), read_file
 
 
 def open_source(ws: Workspace, spec: SourceSpec, fingerprint: str | None = None,
@@ -91,21 +137,12 @@ def open_source(ws: Workspace, spec: SourceSpec, fingerprint: str | None = None,
     cache = _cache_root(ws)
     if fingerprint and (cache / fingerprint / "meta.json").is_file():
         return _load(cache / fingerprint), fingerprint
-    if spec.source.startswith("s3://"):
-        from forgetflow.adapters.s3images import load_s3_source, parse_s3_source, s3_fingerprint
-
-        s3 = parse_s3_source(spec.source)
-        current, files = s3_fingerprint(s3, spec.channels, spec.image_size)
-        decode = functools.partial(load_s3_source, s3, files, ws.root / "cache" / "s3-objects",
-                                   spec.channels, spec.image_size)
-    else:
-        from forgetflow.core.data.folder import folder_fingerprint, load_image_folder
-
-        path = Path(spec.source.split(":", 1)[1]).expanduser()
-        current = folder_fingerprint(path, spec.channels, spec.image_size)
-        decode = functools.partial(load_image_folder, path, spec.channels, spec.image_size)
+    name, files, read = _store(ws, spec)
+    current = state_fingerprint(files, spec.channels, spec.image_size)
     if not (cache / current / "meta.json").is_file():
-        _save(decode(), cache / current)
+        raw = decode_source(name, files, read, spec.channels, spec.image_size,
+                            reuse=_reuse_from(cache, spec))
+        _save(raw, cache / current, spec, {f.path: f.stamp for f in files})
     if pixels and pixels_sha256(ws, current) != pixels:
         raise DataSourceError(
             f"the images under {spec.source} changed since this data version was prepared and "

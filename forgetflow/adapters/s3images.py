@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from forgetflow.adapters.stack import BUCKET_NAME, StackError, _credential_error, s3_client
 from forgetflow.adapters.workspace import S3Settings
-from forgetflow.core.data.images import StoredFile, decode_source, fingerprint, safe_name
-from forgetflow.core.data.sources import DataSourceError, RawSource
+from forgetflow.core.data.images import StoredFile, safe_name
+from forgetflow.core.data.sources import DataSourceError
 
 
 def parse_s3_source(spec: str) -> S3Settings:
@@ -42,7 +44,7 @@ def list_s3(s3: S3Settings) -> list[StoredFile]:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket,
                                                                      Prefix=base):
             for obj in page.get("Contents", []):
-                rel = obj["Key"][len(base):]
+                rel = unicodedata.normalize("NFC", obj["Key"][len(base):])
                 if rel and not rel.endswith("/"):
                     files.append(StoredFile(rel, f"s3://{s3.bucket}/{obj['Key']}",
                                             f"{obj['ETag'].strip(chr(34))}:{obj['Size']}"))
@@ -64,14 +66,8 @@ def list_s3(s3: S3Settings) -> list[StoredFile]:
     return files
 
 
-def s3_fingerprint(s3: S3Settings, channels: int, image_size: int) -> tuple[str, list]:
-    files = list_s3(s3)
-    return fingerprint(files, channels, image_size), files
-
-
-def load_s3_source(s3: S3Settings, files: list[StoredFile], objects: Path, channels: int,
-                   image_size: int) -> RawSource:
-    """Decode the listed objects; each is downloaded once into `objects` (keyed by ETag)."""
+def s3_reader(s3: S3Settings, objects: Path) -> Callable[[StoredFile], bytes]:
+    """Read an object's bytes, downloading it once into `objects` (keyed by key and ETag)."""
     client = s3_client(s3)
     objects.mkdir(parents=True, exist_ok=True)
 
@@ -86,4 +82,4 @@ def load_s3_source(s3: S3Settings, files: list[StoredFile], objects: Path, chann
         partial.replace(cached)
         return body
 
-    return decode_source(s3_name(s3), files, read, channels, image_size)
+    return read

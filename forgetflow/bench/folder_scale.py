@@ -71,8 +71,7 @@ def markdown(result: dict) -> str:
             f"(not counted)\n- each step a fresh process; wall seconds and its peak RSS\n\n"
             f"| step | seconds | peak RSS MiB |\n|---|---|---|\n{rows}\n\n"
             f"The decoded cache is {result['cache_mib']:.0f} MiB on disk (one uint8 array per "
-            "split file). A re-scan after any change decodes the whole folder again (no "
-            "per-image reuse yet).\n")
+            "split file, with each row's stamp); a re-scan decodes only new or changed files.\n")
 
 
 def main() -> None:

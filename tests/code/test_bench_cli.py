@@ -93,3 +93,19 @@ def test_bench_tiny_run_reports_every_row_and_metric(tmp_path: Path) -> None:
     assert again.exit_code == 0
     seeds = json.loads((tmp_path / "again.json").read_text())["seeds"]
     assert all(s["original_cached"] and s["retrain_cached"] for s in seeds)
+
+
+def test_bench_runs_on_an_image_folder(tmp_path: Path) -> None:
+    """The bench takes users' images too (decoded at 3x32x32): Retrain forgets the class."""
+    from imagefolders import write_folder
+
+    images = write_folder(tmp_path / "pets, ñ", per_class=40, test_per_class=10)
+    out = tmp_path / "out.json"
+    result = runner.invoke(app, [
+        "bench", "--dataset", f"folder:{images}", "--scenario", "class", "--forget-class", "1",
+        "--methods", "dm", "--seeds", "1", "--epochs", "4", "--epsilon-models", "0",
+        "--cache-dir", str(tmp_path / "cache"), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert {"dm", "retrain", "identity"} <= set(rows)
+    assert rows["retrain"]["forget_acc"] <= 0.05 < rows["identity"]["forget_acc"]

@@ -164,3 +164,30 @@ def test_cifar10_pickles_are_refused_and_the_binary_version_is_read(tmp_path):
     (binary / "test_batch.bin").write_bytes(b"\0" * 100)
     with pytest.raises(DataSourceError, match="not a CIFAR-10 binary batch"):
         load_source("cifar10", tmp_path / "bin")
+
+
+def test_each_image_is_decoded_once_per_change(folder, tmp_path, monkeypatch):
+    """The workspace cache: a second open decodes nothing, a re-scan after one added image
+    decodes that image only, and a version's pixels are read back after the folder changed."""
+    from forgetflow.adapters import imagestore
+    from forgetflow.adapters.workspace import Workspace
+    from forgetflow.core.data import images
+
+    calls = []
+    real = images.decode_image
+    monkeypatch.setattr(images, "decode_image", lambda *a: calls.append(a[3]) or real(*a))
+    ws, spec = Workspace(tmp_path / "ws"), imagestore.SourceSpec(f"folder:{folder}", None, 3, 16)
+    first, fp = imagestore.open_source(ws, spec)
+    assert len(calls) == 42
+    imagestore.open_source(ws, spec)
+    assert len(calls) == 42
+    digest = imagestore.pixels_sha256(ws, fp)
+    add_image(folder, "train", "cat", "new one, é.png")
+    second, fp2 = imagestore.open_source(ws, spec)
+    assert fp2 != fp and len(calls) == 43 and calls[-1].endswith("new one, é.png")
+    assert len(second.train.labels) == len(first.train.labels) + 1
+    # the first state is still readable by its fingerprint; without its cache it is refused
+    assert imagestore.open_source(ws, spec, fp, digest)[1] == fp
+    imagestore.prune_cache(ws, {fp2})
+    with pytest.raises(DataSourceError, match="changed since this data version"):
+        imagestore.open_source(ws, spec, fp, digest)

@@ -1,8 +1,8 @@
 """Users' own images end to end: a generated folder of mixed PNG/JPEG/WebP, grayscale/RGB,
 mixed-size images, named with commas, spaces, quotes and non-ASCII letters, goes through every
-command (prepare → train → subject, samples and class requests → process → promote → report →
-receipt verify → a later prepare that keeps the rows out), and the same images behind an S3
-prefix prepare the same rows."""
+command (prepare → train → subject, samples, class and backdoor requests → process → promote →
+report → receipt verify → a later prepare that keeps the rows out), and the same images behind
+an S3 prefix prepare the same rows."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from imagefolders import CLASSES, add_image, write_folder
+from PIL import Image
 from typer.testing import CliRunner
 
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.cli.app import app
 from forgetflow.core.data.manifest import parse_sample_id
+from forgetflow.core.triggers import TriggerSpec, stamp
 
 from .conftest import TINY_PARAMS
 
@@ -40,6 +43,22 @@ def folder_params(params_file: Path, source: str) -> None:
     params_file.write_text(yaml.safe_dump(params, allow_unicode=True))
 
 
+TRIGGER = {"pattern": "checkerboard", "size": 4, "value": 1.0, "position": "bottom-right",
+           "margin": 1, "target": 0}
+
+
+def with_stamped(root: Path, count: int = 8) -> Path:
+    """Poisoned rows: dog-coloured images carrying the trigger, filed under the target class
+    (cat), written at the model's 16x16 as PNG so the patch survives decoding exactly."""
+    rng = np.random.default_rng(5)
+    pixels = np.clip(rng.normal(CLASSES["dog, brown"], 25, (count, 16, 16, 3)), 0, 255)
+    images = stamp(torch.from_numpy(pixels.astype(np.uint8)).permute(0, 3, 1, 2),
+                   TriggerSpec.from_dict(TRIGGER))
+    for k, image in enumerate(images.permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(image).save(root / "train" / "cat" / f"stamped {k}.png")
+    return root
+
+
 def with_subjects(root: Path) -> Path:
     """alice owns six training images (some with odd names), bob two test images."""
     cats = sorted((root / "train" / "cat").iterdir())
@@ -55,8 +74,8 @@ def with_subjects(root: Path) -> Path:
 @pytest.mark.slow
 def test_own_folder_through_every_command(prefect_harness: None, params_file: Path,
                                           tmp_path: Path) -> None:
-    root = with_subjects(write_folder(tmp_path / "faces,2024 ñ", per_class=40,
-                                      test_per_class=12))
+    root = with_stamped(with_subjects(write_folder(tmp_path / "faces,2024 ñ", per_class=40,
+                                                   test_per_class=12)))
     folder_params(params_file, f"folder:{root}")
     prepared = cli("data", "prepare")
     assert prepared["data_version"] == "v1" and prepared["subjects"] == "subjects.csv"
@@ -70,7 +89,8 @@ def test_own_folder_through_every_command(prefect_harness: None, params_file: Pa
     alice = set(m.ids[m.subject == "alice"])
     assert len(alice) == 6 and all(parse_sample_id(i)[2].startswith("cat/") for i in alice)
     odd = [i for i in m.ids[train & (m.labels == 1)] if "'" in i.rsplit("/", 1)[1]]
-    plain = [i for i in m.ids[train & (m.labels == 1)] if i not in odd][:10]
+    plain = [i for i in m.ids[train & (m.labels == 1)] if i not in odd
+             and "stamped" not in i][:10]
     samples = odd + plain
     (tmp_path / "ids.txt").write_text("\n".join(samples) + "\n", encoding="utf-8")
     owl = sorted(CLASSES).index("owl é")  # classes are train/'s folders, sorted
@@ -78,6 +98,11 @@ def test_own_folder_through_every_command(prefect_harness: None, params_file: Pa
             cli("request", "submit", "--kind", "samples", "--ids-file",
                 str(tmp_path / "ids.txt"))["id"],
             cli("request", "submit", "--kind", "class", "--label", str(owl))["id"]]
+    (tmp_path / "trigger.json").write_text(json.dumps(TRIGGER))
+    rids.append(cli("request", "submit", "--kind", "backdoor", "--trigger",
+                    str(tmp_path / "trigger.json"))["id"])
+    stamped = {i for i in m.ids[train] if "stamped" in i}
+    assert stamped
 
     batch = cli("process")
     assert batch["gate"] == "passed" and sorted(batch["request_ids"]) == sorted(rids)
@@ -92,7 +117,7 @@ def test_own_folder_through_every_command(prefect_harness: None, params_file: Pa
 
     v2 = repo.manifest(repo.version("v2"))
     gone = set(m.ids) - set(v2.ids)
-    named = alice | set(samples) | set(m.ids[(m.labels == owl) & (m.split != "test")])
+    named = alice | set(samples) | stamped | set(m.ids[(m.labels == owl) & (m.split != "test")])
     assert named <= gone <= named | set(m.ids[m.labels == owl])
     # the folder still holds every image and gains one: a new version, forgotten rows stay out
     add_image(root, "train", "cat", "zz new, é.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 from forgetflow.core.data.images import StoredFile, decode_source, fingerprint, safe_name
@@ -18,7 +19,7 @@ def list_folder(root: Path) -> list[StoredFile]:
         candidates += [p for p in (root / split).rglob("*") if p.is_file()]
     for path in candidates:
         st = path.stat()
-        rel = path.relative_to(root).as_posix()
+        rel = unicodedata.normalize("NFC", path.relative_to(root).as_posix())
         files.append(StoredFile(rel, str(path), f"{st.st_size}:{st.st_mtime_ns}"))
     return files
 
@@ -31,17 +32,13 @@ def folder_fingerprint(root: Path, channels: int, image_size: int) -> str:
     return fingerprint(list_folder(root), channels, image_size)
 
 
+def read_file(f: StoredFile) -> bytes:
+    try:
+        return Path(f.location).read_bytes()
+    except OSError as exc:
+        raise DataSourceError(f"{f.location} cannot be read: {exc.strerror}") from exc
+
+
 def load_image_folder(root: Path, channels: int = 3, image_size: int = 32) -> RawSource:
     """Users' own data: `root/{train,test}/<class>/.../<image>`, decoded in one pass."""
-    files = list_folder(root)
-
-    def read(f: StoredFile) -> bytes:
-        try:
-            return Path(f.location).read_bytes()
-        except OSError as exc:
-            raise DataSourceError(f"{f.location} cannot be read: {exc.strerror}") from exc
-
-    return decode_source(folder_name(root), files, read, channels, image_size)
-
-
-__all__ = ["folder_fingerprint", "list_folder", "load_image_folder"]
+    return decode_source(folder_name(root), list_folder(root), read_file, channels, image_size)

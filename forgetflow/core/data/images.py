@@ -135,9 +135,10 @@ def read_subjects(text: str, where: str) -> dict[str, str]:
 
 def decode_source(
     name: str, files: list[StoredFile], read: Callable[[StoredFile], bytes],
-    channels: int, size: int,
+    channels: int, size: int, reuse: Callable[[ImageEntry], np.ndarray | None] | None = None,
 ) -> RawSource:
-    """Decode every image row of a store into one uint8 array per split file."""
+    """Decode every image row of a store into one uint8 array per split file; `reuse` may
+    hand back an earlier decoding of an unchanged file (same key and stamp)."""
     if channels not in (1, 3):
         raise DataSourceError(f"data.channels must be 1 or 3, got {channels}")
     if not 8 <= size <= 512:
@@ -153,7 +154,9 @@ def decode_source(
         rows = [e for e in entries if e.split == split]
         images = np.empty((len(rows), channels, size, size), dtype=np.uint8)
         for i, e in enumerate(rows):
-            images[i] = decode_image(read(e.file), channels, size, e.file.location)
+            done = reuse(e) if reuse is not None else None
+            images[i] = done if done is not None else decode_image(read(e.file), channels,
+                                                                   size, e.file.location)
         splits[split] = RawSplit(images, np.asarray([label_of[e.label] for e in rows],
                                                     dtype=np.int64),
                                  np.asarray([e.key for e in rows], dtype=object))

@@ -60,7 +60,22 @@ def _gate(ledger: Any, batch_id: str | None) -> dict[str, Any]:
     decisions = batch.get("decisions") or []
     return {"checks": decisions[-1].get("checks", []) if decisions else [],
             "decisions": [{k: d.get(k) for k in ("method", "config", "seconds", "gate")}
-                          for d in decisions], "status": batch.get("status")}
+                          for d in decisions], "status": batch.get("status"),
+            "started_at": _iso(batch.get("created_at")),
+            "finished_at": _iso(batch.get("finished_at"))}
+
+
+def _iso(moment: Any) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _signature(receipt: dict[str, Any] | None, key: bytes | None) -> bool | None:
+    """Whether the receipt's signature matches this workspace's key (None: no key here)."""
+    if not receipt or key is None:
+        return None
+    from forgetflow.pipeline.receipts import signature_ok
+
+    return signature_ok(receipt, key)
 
 
 def gather(name: str, version: str) -> dict[str, Any]:
@@ -79,6 +94,7 @@ def gather(name: str, version: str) -> dict[str, Any]:
         chain.append({"version": link.version, "aliases": sorted(link.aliases),
                       "tags": {k: link.tag(k) or "" for k in LINEAGE_TAGS},
                       "metrics": {k: metrics[k] for k in KEY_METRICS if k in metrics}})
+    key = _receipt_key(ws)
     requests = []
     for link in chain:
         for rid in _request_ids(link["tags"]["deletion_request_ids"]):
@@ -87,7 +103,8 @@ def gather(name: str, version: str) -> dict[str, Any]:
             except LedgerError:
                 detail = {"id": rid, "status": "not in this ledger"}
             requests.append({**detail, "payload": redacted_payload(detail.get("payload")),
-                             "in_version": link["version"]})
+                             "in_version": link["version"],
+                             "signature_ok": _signature(detail.get("receipt"), key)})
     data_versions = []
     for tag in dict.fromkeys(t for link in reversed(chain) for t in
                              (link["tags"]["parent_data_version"], link["tags"]["data_version"])
@@ -106,4 +123,17 @@ def gather(name: str, version: str) -> dict[str, Any]:
             "all_metrics": registry.metrics(ref), "thresholds": thresholds,
             "gate": _gate(ledger, ref.tag("batch_id")), "requests": requests,
             "lineage": chain, "data_versions": data_versions,
-            "figures": _figures(registry, ref.run_id), "workspace": str(ws.root)}
+            "figures": _figures(registry, ref.run_id),
+            "classes": (repo.version(chain[0]["tags"]["data_version"]).info.get("classes")
+                        if repo.exists() and chain[0]["tags"]["data_version"] else None)}
+
+
+def _receipt_key(ws: Any) -> bytes | None:
+    """The key receipts are checked with; never created by reading a report."""
+    import os
+
+    from forgetflow.pipeline.receipts import KEY_ENV, KEY_FILE, receipt_key
+
+    if os.environ.get(KEY_ENV) is None and not (ws.root / KEY_FILE).exists():
+        return None
+    return receipt_key(ws)

@@ -1,5 +1,6 @@
 """A processed batch's figures (MLflow run, Prefect artifact) and `forgetflow report`, rendered
-in headless Chromium: the screenshot is not blank and the key numbers are in the DOM."""
+in headless Chromium: the screenshot is not blank, a verdict per stage in plain words, numbers a
+person reads, no private data in the DOM, and the printed PDF holds every section."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from typer.testing import CliRunner
 
 from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.cli.app import app
 
@@ -86,11 +88,37 @@ def test_batch_figures_and_report_in_a_browser(prefect_harness: None, trained: d
     dom = browse(out, tmp_path, "--dump-dom").stdout
     metrics = client.get_run(mv.run_id).data.metrics
     tags = mv.tags
-    for needle in (f"ff-test v{version}", f"{metrics['test_acc']:.4f}",
-                   f"{metrics['forget_acc']:.4f}", tags["forgetflow.forget_set_sha256"][:16],
-                   tags["forgetflow.batch_id"], "class-3: forget_acc", "test_acc_drop",
-                   "max_test_acc_drop", "Lineage back to the base model", "v1", "v2"):
+    for needle in (f"ff-test v{version}", f"{metrics['test_acc_kept'] * 100:.1f}%",
+                   tags["forgetflow.forget_set_sha256"][:12], tags["forgetflow.batch_id"],
+                   "Class 3 forgotten", "Named samples and subjects forgotten",
+                   "Utility kept", "Lineage back to the base model", "Pooled metrics"):
         assert needle in dom, needle
     assert len(re.findall(r"<img[^>]+data:image/png;base64", dom)) == len(FIGURES)
+    # one verdict card per stage the gate judged, each with its sentence and threshold
+    batch_row = Ledger.open(Workspace.from_env().ledger_url).batch(batch["batch_id"])
+    checks = batch_row["decisions"][-1]["checks"]
+    judged = {c["check"].split(": ", 1)[0] if ": " in c["check"] else "utility" for c in checks}
+    assert len(re.findall(r'<div class="stage[ "]', dom)) == len(judged) == 3
+    assert "of its rows are classified as it (at most" in dom
+    visible = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|summary)[^>]*>.*?</\1>|title=\"[^\"]*\"",
+                                                 "", dom, flags=re.S))
+    assert not re.findall(r"\d\.\d{5,}", visible), "numbers a person reads: <= 4 decimals"
+    assert not re.findall(r"\b[0-9a-f]{40,}\b", visible), "digests are shortened"
+    for private in (str(Workspace.from_env().root), str(tmp_path), *ids):
+        assert private not in dom
     for rid in rids:
         assert re.search(rf"<td class=\"num\">{rid}</td>", dom), rid
+        assert f"Full receipt of request {rid}" in dom
+    assert dom.count("✓ valid") == len(rids)
+
+    # printed to PDF for a case file: a few pages, every section heading on them
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "report.pdf"
+    browse(out, tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    reader = PdfReader(pdf)
+    text = re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+    headings = re.findall(r"<h2[^>]*>([^<]+)</h2>", html)
+    assert len(headings) >= 7 and 3 <= len(reader.pages) <= 30, len(reader.pages)
+    for heading in headings:
+        assert heading in text, heading

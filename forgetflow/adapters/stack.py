@@ -29,8 +29,8 @@ def redact(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except ArgumentError:  # not a database URL (http, s3, ...): mask user:password@ by hand
+        return re.sub(r"(://[^/@:]*):[^/@]*@", r"\1:***@", url)
 
 
 def connect_args(url: str) -> dict[str, int]:

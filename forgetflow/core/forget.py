@@ -58,8 +58,10 @@ def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
     mask = isin_ids(scope.manifest.ids, req.ids)
     missing = sorted(set(map(str, req.ids)) - set(scope.manifest.ids[mask].tolist()))
     if missing:
-        raise ForgetSetError(f"{len(missing)} unknown sample id(s) in this data version, e.g. "
-                             f"{', '.join(missing[:3])}")
+        # counts only: this reason is stored in the ledger and shown in Prefect artifacts,
+        # and the ids may name a person's data (the submitter still has their list)
+        raise ForgetSetError(f"{len(missing)} unknown sample id(s) in this data version (never "
+                             "in it, or removed by an earlier request)")
     return mask
 
 

@@ -17,3 +17,12 @@ def isin_ids(ids: np.ndarray, others: object) -> np.ndarray:
 def forget_sha256(ids: np.ndarray | list[str]) -> str:
     """docs/design.md §8 lineage hash: sha256 of the sorted ids joined by newlines."""
     return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
+
+
+def redacted_payload(payload: dict | None) -> dict | None:
+    """A request's selector without personal data, for anything printed or stored beside it:
+    a subject id becomes a digest prefix (enough to match against the ledger, not to read)."""
+    if not payload or "subject" not in payload:
+        return payload
+    digest = hashlib.sha256(str(payload["subject"]).encode()).hexdigest()[:12]
+    return {**{k: v for k, v in payload.items() if k != "subject"}, "subject_sha256": digest}

@@ -15,8 +15,10 @@ import numpy as np
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import Registry
+from forgetflow.adapters.stack import redact
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.data.sources import DEBIAN_FASHION_MNIST
+from forgetflow.core.ids import redacted_payload
 from forgetflow.core.params import Params
 from forgetflow.core.requests import DeletionRequest
 from forgetflow.pipeline.settings import load_checked
@@ -69,7 +71,8 @@ def print_lineage(registry: Registry, ledger: Ledger, repo: DataRepo, name: str,
         rids = [int(r) for r in (ref.tag("deletion_request_ids") or "").split(",") if r]
         for rid in rids:
             req = ledger.get(rid)
-            print(f"      request {rid}: {req.kind} {req.payload} → {req.status}, receipt "
+            print(f"      request {rid}: {req.kind} {redacted_payload(req.payload)} → "
+                  f"{req.status}, receipt "
                   f"names v{(req.receipt or {}).get('model_version')}")
         if rids:
             print(f"      forget set: {ref.tag('forget_set_size')} samples, sha256 "
@@ -115,7 +118,8 @@ def run_demo(params_file: str | None = None, source_override: str | None = None)
         view, _ = ledger.submit(request, name)
         if request.kind == "samples":
             Path(ids_file).write_text("\n".join(request.ids) + "\n")
-        say(f"[2/4] submitted request {view.id}: {request.kind} {request.payload()}")
+        say(f"[2/4] submitted request {view.id}: {request.kind} "
+            f"{redacted_payload(request.payload())}")
 
     batch = process_deletions(name, params_file)
     t = batch["timings"]
@@ -129,8 +133,8 @@ def run_demo(params_file: str | None = None, source_override: str | None = None)
     promoted = promote_flow(name, None, params_file)
     say(f"[4/4] champion: v{promoted['previous_champion']} → v{promoted['champion']}")
     print_lineage(registry, ledger, repo, name, promoted["champion"])
-    print(f"\nload it anywhere (MLFLOW_TRACKING_URI={ws.mlflow_tracking_uri}); no pickle, "
-          "the weights' sha256 is checked:\n"
+    print(f"\nload it anywhere (MLFLOW_TRACKING_URI={redact(ws.mlflow_tracking_uri)}); no "
+          "pickle, the weights' sha256 is checked:\n"
           f"  mlflow.pyfunc.load_model('models:/{name}@champion').predict(x)  "
           "# float32 [N, C, H, W] in [0, 1] → logits\n"
           f"  forgetflow.load_model('models:/{name}@champion')  # the torch.nn.Module")

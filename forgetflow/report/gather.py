@@ -4,11 +4,11 @@ the ledger and the data registry into plain dicts (rendering lives in html.py)."
 from __future__ import annotations
 
 import base64
-import hashlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from forgetflow.core.ids import redacted_payload
 from forgetflow.report.batch_figures import FIGURE_DIR, TITLES
 
 LINEAGE_TAGS = ("kind", "method", "gate", "parent_version", "data_version",
@@ -16,16 +16,6 @@ LINEAGE_TAGS = ("kind", "method", "gate", "parent_version", "data_version",
                 "deletion_request_ids", "batch_id", "escalations")
 KEY_METRICS = ("test_acc", "test_acc_kept", "parent_test_acc_kept", "forget_acc", "retain_acc",
                "third_party_auc", "mia_efficacy", "mia_loss_acc", "asr", "unlearn_seconds")
-
-
-def redacted_payload(payload: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A request's selector without personal data: a subject id becomes a digest prefix
-    (enough to match against the ledger, not to read who it was)."""
-    if not payload or "subject" not in payload:
-        return payload
-    digest = hashlib.sha256(str(payload["subject"]).encode()).hexdigest()[:12]
-    return {**{k: v for k, v in payload.items() if k != "subject"},
-            "subject_sha256": digest}
 
 
 def _request_ids(tag: str | None) -> list[int]:

@@ -53,3 +53,16 @@ def test_checks_group_by_stage_with_utility_last():
     assert len(grouped["class-3"]) == 2
     assert stage_title("class-3", [str(i) for i in range(10)]) == "Class 3 forgotten"
     assert stage_title("backdoor-12") == "Backdoor of request 12 removed"
+
+
+def test_printed_selectors_and_urls_hold_no_secrets_or_subjects():
+    from forgetflow.adapters.stack import redact
+    from forgetflow.core.ids import redacted_payload
+
+    shown = redacted_payload({"subject": "alice@example.org"})
+    assert "alice" not in str(shown) and len(shown["subject_sha256"]) == 12
+    assert redacted_payload({"label": 3}) == {"label": 3}
+    for url in ("postgresql+psycopg://ff:s3cret@db:5432/mlflow",
+                "https://ff:s3cret@mlflow.example.org/", "http://u:s3cret@127.0.0.1:5000"):
+        assert "s3cret" not in redact(url) and "***" in redact(url)
+    assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"

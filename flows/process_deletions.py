@@ -77,7 +77,8 @@ def run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any]
     except LeaseLost:
         raise  # another process owns the batch now
     except Exception as exc:
-        ledger_tasks.ledger().fail_batch(opened.batch_id, f"batch error: {exc}")
+        ledger_tasks.ledger().fail_batch(opened.batch_id, f"batch error: {exc}",
+                                         owner=lease.owner)
         raise
 
 
@@ -95,7 +96,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
                              "request_ids": opened.request_ids,
                              "parent_version": parent_ref.version,
                              "parent_data_version": parent_ref.tag("data_version")}
-    ledger.update_batch(batch_id, parent_version=parent_ref.version,
+    ledger.update_batch(batch_id, owner=lease.owner, parent_version=parent_ref.version,
                         parent_data_version=batch["parent_data_version"])
     lease.step("parent-recorded")
 
@@ -109,10 +110,10 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
         plan = plan_batch(ledger_tasks.open_requests(opened.request_ids), base_manifest,
                           base_bundle)
     lease.step("planned")
-    ledger_tasks.reject(plan.rejected)
+    ledger_tasks.reject(plan.rejected, lease.owner)
     lease.step("rejected")
     if not plan.accepted:
-        ledger.finish_batch(batch_id, "rejected", "rejected", None, None)
+        ledger.finish_batch(batch_id, "rejected", "rejected", None, None, owner=lease.owner)
         return {**batch, "request_ids": [], "rejected": plan.rejected, "gate": None}
     accepted = sorted(plan.accepted)
 
@@ -120,7 +121,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
     with watch.lap("data_version"):
         version = commit_batch_version(base, base_manifest, plan.selection.drop_ids,
                                        plan.request_of(), batch_id, accepted)
-    ledger.update_batch(batch_id, data_version=version.tag)
+    ledger.update_batch(batch_id, owner=lease.owner, data_version=version.tag)
     lease.step("data-version-recorded")
     with watch.lap("extract"):
         bundle = without_ids(base_bundle, plan.selection.drop_ids)
@@ -154,7 +155,8 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
         compute = sum(d["seconds"] for d in decisions)
         metrics = {**verdict.metrics, "unlearn_seconds": outcome.seconds,
                    "unlearn_seconds_total": compute}
-        ledger.update_batch(batch_id, decisions=decisions, gate=verdict.verdict)
+        ledger.update_batch(batch_id, owner=lease.owner, decisions=decisions,
+                            gate=verdict.verdict)
         lease.step("decisions-recorded")
 
         # 6. register the version with lineage tags (exactly one per batch)
@@ -174,7 +176,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
         verdict, decisions = recorded_verdict(ledger.batch(batch_id), ref.tag("gate"), metrics)
         compute = sum(d["seconds"] for d in decisions)
         model = load_parent(name, ref.version)[1]
-    ledger.update_batch(batch_id, model_version=ref.version)
+    ledger.update_batch(batch_id, owner=lease.owner, model_version=ref.version)
     lease.step("model-recorded")
     if verdict.passed:
         offer_challenger(name, ref.version)
@@ -201,7 +203,7 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
         ledger.finish_batch(batch_id, "done", "done", None, ref.version,
                             {r: receipts[r] for r in accepted},
                             {r: receipts[r] for r in covered},
-                            fields=record)
+                            fields=record, owner=lease.owner)
         batch["completed_earlier_requests"] = covered
     else:
         failed = [c["check"] for c in verdict.checks if not c["passed"]]
@@ -209,6 +211,6 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
                             f"gate failed after {len(decisions)} attempt(s): "
                             f"{', '.join(failed)}; the rows are out of data {version.tag}; the "
                             "next batch that passes the gate completes this request",
-                            ref.version, fields=record)
+                            ref.version, fields=record, owner=lease.owner)
     lease.step("batch-finished")
     return batch

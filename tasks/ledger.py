@@ -41,8 +41,9 @@ def open_requests(request_ids: list[int]) -> dict[int, ForgetRequest]:
 
 
 @task(name="reject-requests", **RETRY)
-def reject(reasons: dict[int, str]) -> None:
-    ledger().reject_open(reasons)
+def reject(reasons: dict[int, str], owner: str | None = None) -> None:
+    """Refused (LeaseLost) unless `owner` still holds the batch's lease."""
+    ledger().reject_open(reasons, owner)
 
 
 @task(name="submit-request", **RETRY)

@@ -24,6 +24,19 @@ class BatchBusy(RuntimeError):
     """Another process holds a live batch of this model."""
 
 
+class LeaseLost(RuntimeError):
+    """Another process took this batch over (this one stalled past its lease, or could not
+    renew it): its writes are refused."""
+
+
+def _fence(batch: BatchRow, owner: str | None) -> None:
+    """A write on behalf of `owner` goes through only while it still holds the batch's lease
+    (checked inside the writing transaction, so a takeover cannot slip in between)."""
+    if owner is not None and (batch.lease_owner != owner or batch.status != "processing"):
+        raise LeaseLost(f"batch {batch.id}: lease lost to another process; this worker's "
+                        "write was refused")
+
+
 def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -151,27 +164,31 @@ class BatchLedger:
             return {rid: tag for rid, tag in rows
                     if int(tag.lstrip("v")) <= data_version_number}
 
-    def fail_batch(self, batch_id: str, reason: str, **fields: Any) -> list[int]:
+    def fail_batch(self, batch_id: str, reason: str, owner: str | None = None,
+                   **fields: Any) -> list[int]:
         """Close a batch that errored: its still-open requests become `failed` with `reason`,
         in the same transaction as the batch row. Returns the failed ids."""
         return self.finish_batch(batch_id, "failed", "failed", reason, None,
-                                 fields={"error": reason, **fields})
+                                 fields={"error": reason, **fields}, owner=owner)
 
     def finish_batch(self, batch_id: str, status: str, request_status: str,
                      reason: str | None, model_version: str | None,
                      receipts: dict[int, dict[str, Any]] | None = None,
                      covered: dict[int, dict[str, Any]] | None = None,
-                     fields: dict[str, Any] | None = None) -> list[int]:
+                     fields: dict[str, Any] | None = None,
+                     owner: str | None = None) -> list[int]:
         """Record a batch's outcome and move its still-open requests to `request_status`
         (with receipts when done), all in one transaction. `covered`: failed requests of
         earlier batches whose rows this gate-passed version no longer carries → their
         receipts; they become `done` too (the only way out of `failed`). Requests already
-        closed are left alone, so calling it again changes nothing."""
+        closed are left alone, so calling it again changes nothing. `owner`: the worker
+        writing; refused with LeaseLost unless it holds the lease."""
         with self._session() as s, s.begin():
             self._begin_write(s)
             batch = s.get(BatchRow, batch_id)
             if batch is None:
                 raise LedgerError(f"no batch {batch_id}")
+            _fence(batch, owner)
             if batch.status != "processing":
                 return []
             rows = list(s.scalars(open_in_batch_query(batch_id)))
@@ -196,19 +213,25 @@ class BatchLedger:
                 setattr(batch, key, value)
             return [r.id for r in rows]
 
-    def reject_open(self, reasons: dict[int, str]) -> None:
+    def reject_open(self, reasons: dict[int, str], owner: str | None = None) -> None:
         """Reject requests of a batch that are still open (a rerun repeats nothing)."""
         with self._session() as s, s.begin():
+            self._begin_write(s)
             for rid, reason in reasons.items():
                 row = s.get(RequestRow, rid)
+                if row is not None and row.batch_id is not None:
+                    _fence(s.get(BatchRow, row.batch_id), owner)
                 if row is not None and row.status == "processing":
                     row.status, row.reason, row.completed_at = "rejected", reason, utcnow()
 
-    def update_batch(self, batch_id: str, **fields: Any) -> None:
+    def update_batch(self, batch_id: str, owner: str | None = None, **fields: Any) -> None:
+        """Record a batch's progress; `owner` as in finish_batch."""
         with self._session() as s, s.begin():
+            self._begin_write(s)
             row = s.get(BatchRow, batch_id)
             if row is None:
                 raise LedgerError(f"no batch {batch_id}")
+            _fence(row, owner)
             for key, value in fields.items():
                 setattr(row, key, value)
 

@@ -11,11 +11,10 @@ import uuid
 from types import TracebackType
 
 from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.ledger_batches import LeaseLost
 from forgetflow.core.faults import fault_point
 
-
-class LeaseLost(RuntimeError):
-    """Another process took this batch over (this one stalled past its lease)."""
+__all__ = ["Lease", "LeaseLost", "owner_id"]
 
 
 def owner_id() -> str:
@@ -36,11 +35,12 @@ class Lease:
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             try:
-                if not self.ledger.renew(self.batch_id, self.owner, self.seconds):
-                    self._lost.set()
-                    return
-            except Exception:  # a database blip: try again at the next beat
-                continue
+                renewed = self.ledger.renew(self.batch_id, self.owner, self.seconds)
+            except Exception:  # cannot reach the ledger: another worker may take over
+                renewed = False
+            if not renewed:
+                self._lost.set()
+                return
 
     def __enter__(self) -> Lease:
         self._thread.start()
@@ -54,5 +54,6 @@ class Lease:
     def step(self, name: str) -> None:
         """A step boundary: the lease must still be ours; the fault setting may kill here."""
         if self._lost.is_set():
-            raise LeaseLost(f"batch {self.batch_id}: lease lost to another process")
+            raise LeaseLost(f"batch {self.batch_id}: lease lost (taken over, or the ledger "
+                            "could not be reached to renew it)")
         fault_point(name)

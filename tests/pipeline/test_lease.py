@@ -33,3 +33,46 @@ def test_fault_points_are_named_and_inert_unless_selected(monkeypatch) -> None:
         fault_point("nowhere")
     monkeypatch.setenv(FAULT_ENV, "batch-finished")
     fault_point("claimed")  # another point: nothing happens
+
+
+def test_a_stale_worker_can_write_nothing_after_a_takeover() -> None:
+    """Fencing: every batch write names its worker and is refused once another worker holds
+    the lease; the worker that took over closes the batch."""
+    stale, fresh = (Ledger(Workspace.from_env().ledger_url) for _ in range(2))
+    rids = [stale.submit(DeletionRequest(kind="class", label=k), "m")[0].id for k in (1, 2)]
+    assert stale.claim("m", "b1", "worker-a", 0.2, 10) is not None
+    stale.update_batch("b1", owner="worker-a", parent_version="1")  # while it holds the lease
+    time.sleep(0.4)  # worker-a stalls past its lease
+    assert fresh.resume_expired("m", "worker-b", 60).batch_id == "b1"
+    for write in (lambda: stale.update_batch("b1", owner="worker-a", model_version="9"),
+                  lambda: stale.reject_open({rids[0]: "no"}, owner="worker-a"),
+                  lambda: stale.fail_batch("b1", "stale error", owner="worker-a"),
+                  lambda: stale.finish_batch("b1", "done", "done", None, "9",
+                                             owner="worker-a")):
+        with pytest.raises(LeaseLost, match="lease lost"):
+            write()
+    assert fresh.batch("b1")["status"] == "processing" and fresh.batch("b1")["model_version"] \
+        is None
+    assert {fresh.get(r).status for r in rids} == {"processing"}
+    assert fresh.finish_batch("b1", "done", "done", None, "2", owner="worker-b") == rids
+    with pytest.raises(LeaseLost):  # closed: nobody holds it any more
+        stale.finish_batch("b1", "failed", "failed", "late", None, owner="worker-a")
+    assert {fresh.get(r).status for r in rids} == {"done"}
+
+
+def test_a_heartbeat_that_cannot_reach_the_ledger_stops_the_batch(monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    ledger = Ledger(Workspace.from_env().ledger_url)
+    ledger.submit(DeletionRequest(kind="class", label=1), "m")
+    ledger.claim("m", "b1", "me", 0.3, 10)
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with Lease(ledger, "b1", "me", 0.3) as lease:
+        lease.step("claimed")
+        monkeypatch.setattr(ledger, "renew", unreachable)
+        time.sleep(0.5)
+        with pytest.raises(LeaseLost, match="could not be reached"):
+            lease.step("planned")

@@ -28,6 +28,7 @@ from forgetflow.pipeline.batch import (
     without_ids,
 )
 from forgetflow.pipeline.lease import Lease, LeaseLost, owner_id
+from forgetflow.pipeline.promotion import PromotionRefused, promote
 from forgetflow.pipeline.resume import recorded_verdict
 from forgetflow.pipeline.settings import load_checked
 from forgetflow.pipeline.timing import Stopwatch
@@ -66,6 +67,15 @@ def process_deletions(model_name: str | None = None,
     if not done:
         get_run_logger().info("no pending deletion requests for %s: nothing to do", name)
         return {"batch_id": None, "request_ids": [], "model_name": name}
+    passed = [b for b in done if b.get("gate") == "passed"]
+    if params.promote.auto and passed:  # requests are done once the champion serves them
+        try:
+            done[-1]["promoted"] = promote(Workspace.from_env(), name,
+                                           passed[-1]["model_version"],
+                                           params.registry.serving_aliases)
+        except PromotionRefused as exc:
+            get_run_logger().warning("promote.auto: %s", exc)
+            done[-1]["promoted"] = {"refused": str(exc)}
     return {**done[-1], "batches": done} if len(done) > 1 else done[-1]
 
 
@@ -197,13 +207,12 @@ def _run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any
     record = {"data_version": version.tag, "gate": verdict.verdict, "decisions": decisions,
               "metrics": {**metrics, **{f"seconds.{k}": v for k, v in timings.items()}}}
     if verdict.passed:
-        # earlier gate-failed requests whose rows this version no longer carries complete too
+        # earlier gate-failed requests whose rows this version no longer carries count too;
+        # all become `unlearned`: `done` (with its receipt) waits for the serving aliases
         covered = sorted(ledger.uncovered(name, version.number))
-        receipts = lineage.receipts(Workspace.from_env(), ref, batch, [*accepted, *covered])
-        ledger.finish_batch(batch_id, "done", "done", None, ref.version,
-                            {r: receipts[r] for r in accepted},
-                            {r: receipts[r] for r in covered},
-                            fields=record, owner=lease.owner)
+        ledger.finish_batch(batch_id, "done", "unlearned", None, ref.version,
+                            covered={r: None for r in covered}, fields=record,
+                            owner=lease.owner)
         batch["completed_earlier_requests"] = covered
     else:
         failed = [c["check"] for c in verdict.checks if not c["passed"]]

@@ -215,7 +215,9 @@ class Ledger(BatchLedger):
                 row = self._row(s, rid)
                 if status not in TRANSITIONS[row.status]:
                     raise LedgerError(f"request {rid}: {row.status} → {status} is not allowed")
-                row.status, row.reason = status, reason
+                row.status = status
+                if reason is not None:  # keep why an earlier step got here
+                    row.reason = reason
                 if model_version is not None:
                     row.model_version = model_version
                 if receipts and rid in receipts:

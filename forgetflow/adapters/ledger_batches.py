@@ -178,9 +178,9 @@ class BatchLedger:
                      fields: dict[str, Any] | None = None,
                      owner: str | None = None) -> list[int]:
         """Record a batch's outcome and move its still-open requests to `request_status`
-        (with receipts when done), all in one transaction. `covered`: failed requests of
-        earlier batches whose rows this gate-passed version no longer carries → their
-        receipts; they become `done` too (the only way out of `failed`). Requests already
+        (with receipts when given), all in one transaction. `covered`: failed requests of
+        earlier batches whose rows this gate-passed version no longer carries (→ receipt or
+        None); they take `request_status` too (the only way out of `failed`). Requests already
         closed are left alone, so calling it again changes nothing. `owner`: the worker
         writing; refused with LeaseLost unless it holds the lease."""
         with self._session() as s, s.begin():
@@ -197,7 +197,7 @@ class BatchLedger:
                     RequestRow.id.in_(list(covered)), RequestRow.status == "failed")))
             for row in rows:
                 own = row.batch_id == batch_id
-                row.status = request_status if own else "done"
+                row.status = request_status
                 row.reason = reason if own else f"completed by batch {batch_id}"
                 row.completed_at = utcnow()
                 if model_version is not None:

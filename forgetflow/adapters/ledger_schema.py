@@ -9,10 +9,13 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-STATUSES = ("pending", "processing", "done", "rejected", "failed")
+# unlearned: a gate-passed version without the request's rows is registered; done: every
+# serving alias points at a version built without them (the receipt is signed then)
+STATUSES = ("pending", "processing", "unlearned", "done", "rejected", "failed")
 TRANSITIONS: dict[str, set[str]] = {
     "pending": {"processing", "rejected"},
-    "processing": {"done", "failed", "rejected"},
+    "processing": {"unlearned", "failed", "rejected"},
+    "unlearned": {"done"},
     "done": set(), "rejected": set(), "failed": set(),
 }
 

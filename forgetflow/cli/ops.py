@@ -135,7 +135,7 @@ def process(model: str = typer.Option(None, help="registered model (default: par
                 "gate", "rung", "metrics")
         batches = result.get("batches") or [result]
         out = {**{k: result.get(k) for k in keys}, "rejected": result.get("rejected"),
-               "timings": result.get("timings")}
+               "timings": result.get("timings"), "promoted": result.get("promoted")}
         if len(batches) > 1:  # the last batch above; every batch here
             out["batches"] = [{k: b.get(k) for k in keys if k != "metrics"} for b in batches]
         emit(out, as_json, lambda r: "\n".join(
@@ -152,10 +152,11 @@ def promote(version: str = typer.Option(None, help="version to promote (default:
     """Flow `promote`: move champion to a gate-passed version, or refuse clearly."""
     with user_errors():
         check_stack(s3=False)
-        from flows.promote import check_promotable, promote_flow
+        from flows.promote import promote_flow
         from forgetflow.adapters.registry import Registry
         from forgetflow.adapters.workspace import Workspace
         from forgetflow.core.params import load_params
+        from forgetflow.pipeline.promotion import check_promotable
 
         name = model or load_params(params).registry.model_name
         check_promotable(Registry(Workspace.from_env()), name, version)  # refuse before Prefect

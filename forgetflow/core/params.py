@@ -138,6 +138,13 @@ class ConcurrencyParams(_Section):
 
 class RegistryParams(_Section):
     model_name: str = "forgetflow-classifier"
+    # aliases that answer traffic: a request is done only once every one of them points at a
+    # version built without its rows
+    serving_aliases: list[str] = Field(default_factory=lambda: ["champion"], min_length=1)
+
+
+class PromoteParams(_Section):
+    auto: bool = False  # promote a gate-passed challenger at the end of its batch
 
 
 class ScheduleParams(_Section):
@@ -160,6 +167,7 @@ class Params(BaseModel):
     unlearn: UnlearnParams = Field(default_factory=UnlearnParams)
     gate: GateParams = Field(default_factory=GateParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
+    promote: PromoteParams = Field(default_factory=PromoteParams)
     schedule: ScheduleParams = Field(default_factory=ScheduleParams)
     demo: DemoParams = Field(default_factory=DemoParams)
     evaluation: EvalParams = Field(default_factory=EvalParams)

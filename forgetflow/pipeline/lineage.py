@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from forgetflow.adapters.datarepo import DataRepo, DataVersion
-from forgetflow.adapters.registry import InputRef, ModelRef
-from forgetflow.adapters.workspace import Workspace
+from forgetflow.adapters.registry import InputRef
 from forgetflow.core.data.tensors import DataBundle
 from forgetflow.core.params import Params
 
@@ -73,14 +72,6 @@ def run_params(params: Params, attempt_method: str, config: dict[str, Any]) -> d
 
 # --- receipts: what a requester gets once a gate-passed version no longer carries their data.
 # Built, signed (HMAC-SHA256) and verified in forgetflow.pipeline.receipts / receipt_check.
-
-def receipts(ws: Workspace, ref: ModelRef, batch: dict[str, Any],
-             request_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Signed receipts of the requests a gate-passed version completes."""
-    from forgetflow.pipeline.receipts import issue_for_batch
-
-    return issue_for_batch(ws, ref, batch, request_ids)
-
 
 # --- the batch report (a Prefect markdown artifact)
 

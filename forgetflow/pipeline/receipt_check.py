@@ -6,7 +6,9 @@ systems that hold the truth, and list what disagrees.
 - the MLflow registry: the version exists, its lineage tags and run metrics, and the sha256 of
   the weights file actually stored;
 - the data repo: both data versions (tags → the same git revs), the exclusion manifest's rows
-  for this request, and the forget set recomputed from the two manifests.
+  for this request, and the forget set recomputed from the two manifests;
+- the serving versions the receipt names (what answered traffic when it was issued): their
+  weights, and that their data versions no longer hold the request's rows.
 """
 
 from __future__ import annotations
@@ -101,6 +103,36 @@ def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]
     return checks
 
 
+def _serving_checks(registry: Registry, repo: DataRepo,
+                    receipt: dict[str, Any]) -> list[Check]:
+    """Each serving version the receipt names exists with those weights and was built on a
+    data version that no longer holds this request's rows."""
+    serving = receipt.get("serving")
+    if not serving:
+        return [Check("registry", "receipt names the serving versions", False, serving,
+                      "none")]
+    checks = []
+    rid = int(receipt.get("request_id", -1))
+    for s in serving:
+        where = f"serving {s.get('alias')} v{s.get('model_version')}"
+        try:
+            ref = registry.ref(str(receipt.get("model_name")), str(s.get("model_version")))
+            data = repo.version(str(s.get("data_version")))
+        except (RegistryError, DataRepoError) as exc:
+            checks.append(Check("registry", f"{where} exists", False, s, str(exc)))
+            continue
+        checks += [_same("registry", f"{where}: stored weights sha256", s.get("model_sha256"),
+                         registry.model_sha256(ref)),
+                   _same("registry", f"{where}: data version", s.get("data_version"),
+                         ref.tag("data_version"))]
+        excluded = set(rc.excluded_for(repo.exclusions(data), rid))
+        still = excluded & set(repo.manifest(data).ids.tolist())
+        checks.append(Check("data repo", f"{where}: built on data without the request's rows",
+                            bool(excluded) and not still, receipt.get("request_excluded_rows"),
+                            f"{len(excluded)} excluded, {len(still)} still in {data.tag}"))
+    return checks
+
+
 def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> list[Check]:
     try:
         after = repo.version(str(receipt.get("data_version")))
@@ -144,9 +176,10 @@ def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:
         checks = [Check("ledger", "request has a receipt", False, "a receipt",
                         f"none (status {view.status})")]
     else:
+        registry, repo = Registry(ws), DataRepo(ws)
         checks = (_key_checks(ws, receipt) + _ledger_checks(ledger, request_id, receipt)
-                  + _registry_checks(Registry(ws), receipt)
-                  + _data_checks(DataRepo(ws), ledger, receipt))
+                  + _registry_checks(registry, receipt) + _serving_checks(registry, repo, receipt)
+                  + _data_checks(repo, ledger, receipt))
     bad = [c for c in checks if not c.ok]
     return {"id": request_id, "verified": not bad, "checks": [asdict(c) for c in checks],
             "mismatches": [c.line() for c in bad], "lines": [c.line() for c in checks]}

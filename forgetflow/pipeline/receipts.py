@@ -26,7 +26,7 @@ from typing import Any
 
 from forgetflow.adapters.datarepo import DataRepo, Exclusions
 from forgetflow.adapters.ledger import Ledger, RequestView
-from forgetflow.adapters.registry import ModelRef
+from forgetflow.adapters.registry import ModelRef, Registry
 from forgetflow.adapters.workspace import Workspace
 
 FORMAT = "forgetflow.receipt/1"
@@ -112,15 +112,18 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, int | float) and math.isfinite(float(v))}
 
 
-def issue_receipts(ledger: Ledger, repo: DataRepo, ref: ModelRef, batch: dict[str, Any],
-                   request_ids: list[int], metrics: dict[str, Any],
+def issue_receipts(ledger: Ledger, repo: DataRepo, registry: Registry, ref: ModelRef,
+                   serving: dict[str, ModelRef], request_ids: list[int],
                    key: bytes) -> dict[int, dict[str, Any]]:
-    """Signed receipts for the requests a gate-passed version completes. Data facts are read
-    back from the data repo (what `verify` will read), model facts from the registered ref."""
-    after = repo.version(batch["data_version"])
-    before = repo.version(batch["parent_data_version"])
+    """Signed receipts for requests `ref` (the gate-passed unlearned version) removed, issued
+    when every serving alias points at a version built without their rows: each receipt names
+    those serving versions too. Facts come from where `verify` reads them back: the version's
+    lineage tags and run metrics, and the data repo."""
+    after = repo.version(ref.tag("data_version"))
+    before = repo.version(ref.tag("parent_data_version"))
     exclusions = repo.exclusions(after)
     issued_at = datetime.now(UTC).isoformat()
+    metrics = finite_metrics(registry.metrics(ref))
     receipts = {}
     for rid in request_ids:
         view = ledger.get(rid)
@@ -128,24 +131,22 @@ def issue_receipts(ledger: Ledger, repo: DataRepo, ref: ModelRef, batch: dict[st
         receipts[rid] = sign({
             "format": FORMAT, "request_id": rid, "kind": view.kind, "status": "done",
             "selector_sha256": selector_sha256(view, ledger.sample_ids(rid)),
-            "batch_id": batch["batch_id"], "model_name": ref.name, "model_version": ref.version,
-            "parent_version": batch["parent_version"],
+            "batch_id": ref.tag("batch_id"), "model_name": ref.name,
+            "model_version": ref.version, "parent_version": ref.tag("parent_version"),
             "model_sha256": ref.tag("model_sha256") or "",
             "data_version": after.tag, "data_rev": after.rev,
             "parent_data_version": before.tag, "parent_data_rev": before.rev,
-            "forget_set_size": int(batch["forget_set_size"]),
-            "forget_set_sha256": batch["forget_set_sha256"],
+            "forget_set_size": int(ref.tag("forget_set_size") or 0),
+            "forget_set_sha256": ref.tag("forget_set_sha256"),
             "request_excluded_rows": len(excluded),
             "request_excluded_sha256": ids_sha256(excluded),
-            "method": batch["method"], "gate": batch["gate"],
-            "gate_metrics": finite_metrics(metrics),
+            "method": ref.tag("method"), "gate": ref.tag("gate"),
+            "gate_metrics": metrics,
+            "serving": [{"alias": alias, "model_version": s.version,
+                         "model_sha256": s.tag("model_sha256") or "",
+                         "data_version": s.tag("data_version")}
+                        for alias, s in sorted(serving.items())],
             "submitted_at": view.created_at.isoformat(), "issued_at": issued_at,
         }, key)
     return receipts
 
-
-def issue_for_batch(ws: Workspace, ref: ModelRef, batch: dict[str, Any],
-                    request_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """The flow's entry: open the ledger and data repo of the workspace and sign."""
-    return issue_receipts(Ledger.open(ws.ledger_url), DataRepo(ws), ref, batch, request_ids,
-                          batch.get("metrics") or {}, receipt_key(ws))

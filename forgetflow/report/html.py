@@ -88,6 +88,8 @@ def _receipt(q: dict[str, Any]) -> str:
 
 
 def _verdict(passed: Any) -> Markup:
+    if passed in ("unlearned", "processing", "pending"):  # on the way: neither pass nor fail
+        return Markup(f"<td>{escape(str(passed))}</td>")
     ok = passed in (True, "passed", "done")
     text = {True: "passed", False: "FAILED"}.get(passed, str(passed))
     return Markup(f'<td class="{"pass" if ok else "fail"}">{escape(text)}</td>')

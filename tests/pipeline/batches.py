@@ -1,5 +1,6 @@
-"""A workspace with one processed deletion batch (data v1 → v2, champion v1 → v2 challenger),
-built once per test module through the real flow. Tests that tamper with it restore it."""
+"""A workspace with one processed deletion batch (data v1 → v2, model v2 promoted to champion,
+so its requests are done with receipts), built once per test module through the real flows.
+Tests that tamper with it restore it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from .conftest import TINY_PARAMS, build_trained_workspace
 
 
 def processed_workspace(root: Path, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train, submit a subject and a samples request, run `process_deletions` (needs the
-    Prefect harness). Returns {"env", "batch", "subject", "samples", "requests"}."""
+    """Train, submit a subject and a samples request, run `process_deletions` and `promote`
+    (needs the Prefect harness). Returns {"env", "batch", "subject", "samples", "requests"}."""
     from flows.process_deletions import process_deletions
+    from flows.promote import promote_flow
     from forgetflow.adapters.datarepo import DataRepo
     from forgetflow.adapters.ledger import Ledger
     from forgetflow.adapters.workspace import Workspace
@@ -45,6 +47,7 @@ def processed_workspace(root: Path, extra_env: dict[str, str] | None = None) -> 
                  DeletionRequest(kind="samples", ids=samples)]
         requests = [ledger.submit(r, "ff-test")[0].id for r in asked]
         batch = process_deletions()
-    assert batch["gate"] == "passed", batch
+        assert batch["gate"] == "passed", batch
+        assert promote_flow()["completed_requests"] == sorted(requests)
     return {"env": env, "batch": batch, "subject": subject, "samples": samples,
             "requests": requests}

@@ -76,7 +76,7 @@ def test_two_processes_never_claim_the_same_request(backend: str, prefect_harnes
     for rid in [*first, late]:
         request = ledger.get(rid)
         owner = next(b for b in batches if rid in b["request_ids"])
-        assert request.status == "done" and request.batch_id == owner["id"]
+        assert request.status == "unlearned" and request.batch_id == owner["id"]
         assert request.model_version == owner["model_version"]
 
     uri = env["MLFLOW_TRACKING_URI"]

@@ -3,6 +3,8 @@ SQL ledger), then everything read back independently of forgetflow's adapters.""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -59,9 +61,15 @@ def test_batch_end_to_end(prefect_harness: None, workspace, tmp_path) -> None:
     assert batch["gate"] == "passed", batch
     assert batch["request_ids"] == [rid_subject, rid_class, rid_samples]
     assert batch["timings"]["total"] > batch["timings"]["unlearn"] > 0
+    # unlearned, not done: the champion still serves v1, trained on the rows
+    ledger = Ledger(Workspace.from_env().ledger_url)
+    for rid in (rid_subject, rid_class, rid_samples):
+        view = ledger.get(rid)
+        assert (view.status, view.receipt) == ("unlearned", None), view
     promoted = promote_flow()
     assert promoted == {"model_name": NAME, "champion": batch["model_version"],
-                        "previous_champion": "1"}
+                        "previous_champion": "1",
+                        "completed_requests": [rid_subject, rid_class, rid_samples]}
 
     # registry, read with the plain MLflow client
     uri = workspace.parent / "mlflow.db"
@@ -91,18 +99,21 @@ def test_batch_end_to_end(prefect_harness: None, workspace, tmp_path) -> None:
         m.ids[(m.labels == 3) & (m.split != "test")])
     assert not forgotten & set(v2.ids.tolist())
     assert len(v2) == len(m) - len(forgotten)
-    excluded = dvc.api.read("exclusions.csv", repo=str(repo.path), rev="v2").splitlines()[1:]
-    assert {row.split(",")[0] for row in excluded} == forgotten
+    excluded = list(csv.reader(io.StringIO(dvc.api.read("exclusions.csv", repo=str(repo.path),
+                                                         rev="v2"))))[1:]
+    assert {row[0] for row in excluded} == forgotten
     assert int(tags[TAG + "forget_set_size"]) == int((train & np.isin(m.ids, sorted(
         forgotten))).sum())
 
-    # ledger: done with receipts naming the version
-    ledger = Ledger(Workspace.from_env().ledger_url)
+    # ledger: done with receipts naming the version and the serving champion
     for rid in (rid_subject, rid_class, rid_samples):
         req = ledger.get(rid)
         assert req.status == "done" and req.model_version == str(mv.version)
         assert req.receipt["model_version"] == str(mv.version)
         assert req.receipt["data_version"] == "v2"
+        assert req.receipt["serving"] == [{"alias": "champion", "model_version": str(mv.version),
+                                          "model_sha256": tags[TAG + "model_sha256"],
+                                          "data_version": "v2"}]
     assert ledger.batch(batch["batch_id"])["gate"] == "passed"
 
     # the batch's Prefect markdown artifact

@@ -49,7 +49,7 @@ def test_a_logit_mask_fails_the_depth_check_and_the_ladder_retrains(
     retrained = {c["check"]: c for c in decisions[1]["checks"]}
     assert retrained["class-3: depth class_feature_drop"]["passed"]
     assert Registry(ws).ref("ff-test", batch["model_version"]).tag("method") == "retrain"
-    assert Ledger(ws.ledger_url).get(rid).status == "done"
+    assert Ledger(ws.ledger_url).get(rid).status == "unlearned"
 
 
 def test_doing_nothing_is_refused_and_gets_no_receipt(prefect_harness: None, trained: dict,

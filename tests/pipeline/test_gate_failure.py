@@ -69,8 +69,16 @@ def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained
     assert passed.exit_code == 0, passed.output
     second = json.loads(passed.stdout)
     assert second["gate"] == "passed" and second["request_ids"] == [later]
+    for each in (rid, later):  # the failed request is covered by the later version
+        covered = ledger.get(each)
+        assert covered.status == "unlearned" and covered.receipt is None
+        assert covered.model_version == second["model_version"]
+    promoted = runner.invoke(app, ["promote", "--json"])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout)["completed_requests"] == sorted([rid, later])
     for each in (rid, later):
         done = ledger.get(each)
         assert done.status == "done" and done.model_version == second["model_version"]
         assert done.receipt["model_version"] == second["model_version"]
+        assert done.receipt["serving"][0]["model_version"] == second["model_version"]
     assert "completed by batch" in ledger.get(rid).reason

@@ -48,7 +48,11 @@ def test_status_machine(ledger: Ledger) -> None:
     assert ledger.get(a.id).status == "processing" and ledger.get(b.id).status == "pending"
     with pytest.raises(LedgerError):
         ledger.transition([b.id], "done")
-    ledger.transition([a.id], "done", model_version="3", receipts={a.id: {"v": "3"}})
+    with pytest.raises(LedgerError):  # done only through unlearned (a version serves it)
+        ledger.transition([a.id], "done")
+    ledger.transition([a.id], "unlearned", model_version="3")
+    assert ledger.get(a.id).status == "unlearned" and ledger.get(a.id).receipt is None
+    ledger.transition([a.id], "done", receipts={a.id: {"v": "3"}})
     done = ledger.get(a.id)
     assert (done.status, done.model_version, done.receipt) == ("done", "3", {"v": "3"})
     with pytest.raises(LedgerError):

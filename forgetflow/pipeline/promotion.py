@@ -1,0 +1,52 @@
+"""Promotion rules: which version may become `champion`, and what a move completes.
+
+Kept out of the flows so the CLI can refuse a bad promotion before Prefect starts, and so a
+batch can promote its own challenger (`promote.auto`) with the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgetflow.adapters.registry import Registry, RegistryError
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.pipeline.serving import complete_served, data_number
+
+
+class PromotionRefused(RegistryError):
+    """The candidate failed the gate, or was trained on data older than the champion's."""
+
+
+def check_promotable(registry: Registry, name: str, version: str | None) -> tuple[str, str]:
+    """(candidate, current champion) after the rules: gate passed, and the candidate's data
+    version is not older than the champion's (an older one still holds forgotten ids)."""
+    if not registry.model_exists(name):
+        raise RegistryError(f"no registered model named {name!r}")
+    candidate = registry.ref(name, version) if version else registry.alias(name, "challenger")
+    if candidate is None:
+        raise PromotionRefused(f"model {name!r} has no challenger to promote; pass --version")
+    champion = registry.alias(name, "champion")
+    if candidate.tag("gate") != "passed":
+        raise PromotionRefused(f"{name} v{candidate.version} did not pass the gate "
+                               f"(gate={candidate.tag('gate')!r}); refusing to promote")
+    if champion is not None and \
+            data_number(candidate.tag("data_version")) < data_number(champion.tag("data_version")):
+        raise PromotionRefused(
+            f"{name} v{candidate.version} was built on data {candidate.tag('data_version')}, "
+            f"older than the champion's {champion.tag('data_version')}: it may still carry "
+            "forgotten samples")
+    return candidate.version, champion.version if champion else ""
+
+
+def promote(ws: Workspace, name: str, version: str | None,
+            serving_aliases: list[str]) -> dict[str, Any]:
+    """Move champion to the candidate, clear the challenger alias once it is the champion,
+    then complete every unlearned request no serving version holds any more."""
+    registry = Registry(ws)
+    candidate, previous = check_promotable(registry, name, version)
+    registry.set_alias(name, "champion", candidate)
+    challenger = registry.alias(name, "challenger")
+    if challenger is not None and int(challenger.version) <= int(candidate):
+        registry.delete_alias(name, "challenger")
+    return {"model_name": name, "champion": candidate, "previous_champion": previous or None,
+            "completed_requests": complete_served(ws, name, serving_aliases)}

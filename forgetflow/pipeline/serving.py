@@ -1,0 +1,49 @@
+"""When a request is done: every serving alias points at a version built without its rows.
+
+A batch leaves its requests `unlearned` (a gate-passed version without the rows is
+registered); moving an alias (promotion) is what can make them `done`, and only then is the
+signed receipt issued, naming the serving versions. Data versions only move forward and the
+exclusion manifest only grows, so a version built on data version vN or later holds none of the
+rows a batch dropped in vN.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.registry import ModelRef, Registry
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.pipeline.receipts import issue_receipts, receipt_key
+
+
+def data_number(tag: str | None) -> int:
+    return int((tag or "v0").lstrip("v") or 0)
+
+
+def serving_refs(registry: Registry, name: str, aliases: list[str]) -> dict[str, ModelRef]:
+    """alias → the version it points at; an alias that points nowhere is left out."""
+    return {a: ref for a in aliases if (ref := registry.alias(name, a)) is not None}
+
+
+def complete_served(ws: Workspace, name: str, aliases: list[str]) -> list[int]:
+    """Unlearned requests of `name` whose rows no serving version holds any more become done,
+    each with a receipt naming the unlearned version and the serving ones. Returns their ids."""
+    registry, ledger = Registry(ws), Ledger.open(ws.ledger_url)
+    serving = serving_refs(registry, name, aliases)
+    if len(serving) < len(aliases):
+        return []
+    by_version: dict[str, list[int]] = defaultdict(list)
+    for view in ledger.list(status="unlearned", model_name=name):
+        by_version[str(view.model_version)].append(view.id)
+    done: list[int] = []
+    repo, key = DataRepo(ws), receipt_key(ws)
+    for version, rids in sorted(by_version.items(), key=lambda kv: int(kv[0])):
+        ref = registry.ref(name, version)
+        needed = data_number(ref.tag("data_version"))
+        if all(data_number(s.tag("data_version")) >= needed for s in serving.values()):
+            ledger.transition(rids, "done", receipts=issue_receipts(
+                ledger, repo, registry, ref, serving, rids, key))
+            done += rids
+    return sorted(done)

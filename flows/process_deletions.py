@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from forgetflow.adapters.datarepo import DataRepo
-from forgetflow.adapters.ledger import BatchBusy, OpenBatch
+from forgetflow.adapters.ledger import BatchBusy, Ledger, OpenBatch
 from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.ids import forget_sha256
@@ -31,6 +31,7 @@ from forgetflow.pipeline.lease import Lease, LeaseLost, owner_id
 from forgetflow.pipeline.promotion import PromotionRefused, promote
 from forgetflow.pipeline.resume import recorded_verdict
 from forgetflow.pipeline.settings import load_checked
+from forgetflow.pipeline.sla import OverdueRequests, overdue
 from forgetflow.pipeline.timing import Stopwatch
 from tasks import ledger as ledger_tasks
 from tasks.data import commit_batch_version, load_data, planning_base
@@ -66,7 +67,8 @@ def process_deletions(model_name: str | None = None,
             done.append(run_batch(batch, params, lease))
     if not done:
         get_run_logger().info("no pending deletion requests for %s: nothing to do", name)
-        return {"batch_id": None, "request_ids": [], "model_name": name}
+        return fail_if_overdue(ledger, params, name,
+                               {"batch_id": None, "request_ids": [], "model_name": name})
     passed = [b for b in done if b.get("gate") == "passed"]
     if params.promote.auto and passed:  # requests are done once the champion serves them
         try:
@@ -76,7 +78,18 @@ def process_deletions(model_name: str | None = None,
         except PromotionRefused as exc:
             get_run_logger().warning("promote.auto: %s", exc)
             done[-1]["promoted"] = {"refused": str(exc)}
-    return {**done[-1], "batches": done} if len(done) > 1 else done[-1]
+    return fail_if_overdue(ledger, params, name,
+                           {**done[-1], "batches": done} if len(done) > 1 else done[-1])
+
+
+def fail_if_overdue(ledger: Ledger, params: Params, name: str,
+                    result: dict[str, Any]) -> dict[str, Any]:
+    """The run ends failed while any request is past its due date (sla.days), so the
+    orchestrator's failure notifications reach someone; the result rides on the error."""
+    late = [r.id for r in overdue(ledger, params.sla, name)]
+    if late:
+        raise OverdueRequests(late, result)
+    return result
 
 
 def run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,14 @@ class RequestView:
         return cls(row.id, row.kind, dict(row.payload), row.idempotency_key, row.model_name,
                    row.status, row.reason, row.model_version, row.batch_id, row.receipt,
                    _aware(row.created_at), _aware(row.updated_at))
+
+    def due_at(self, days: int) -> datetime:
+        return self.created_at + timedelta(days=days)
+
+    @property
+    def open(self) -> bool:
+        """Not yet honoured: anything but done or rejected (a failed request still is owed)."""
+        return self.status not in ("done", "rejected")
 
     def summary(self) -> dict[str, Any]:
         """The `request list --json` row of docs/design.md §9."""

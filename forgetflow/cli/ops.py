@@ -85,16 +85,24 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
 
 
 def list_requests(status: str = typer.Option(None, help="only this status"),
-                  as_json: bool = JSON) -> None:
-    """All requests with their status, reason and resulting model version."""
+                  overdue: bool = typer.Option(False, "--overdue", help="only open requests "
+                                               "past their due date (params sla.days)"),
+                  params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """All requests with their status, reason, resulting model version and due date."""
     with user_errors():
         from forgetflow.adapters.ledger import Ledger
         from forgetflow.adapters.workspace import Workspace
+        from forgetflow.core.params import load_params
+        from forgetflow.pipeline.sla import overdue as past_due
 
-        rows = [r.summary() for r in Ledger.open(Workspace.from_env().ledger_url).list(status)]
+        sla = load_params(params).sla
+        ledger = Ledger.open(Workspace.from_env().ledger_url)
+        views = past_due(ledger, sla) if overdue else ledger.list(status)
+        rows = [{**r.summary(), "due_at": r.due_at(sla.days).isoformat()} for r in views
+                if status is None or r.status == status]
         emit(rows, as_json, lambda rs: "\n".join(
             f"{r['id']:>5}  {r['kind']:<8} {r['status']:<10} v{r['model_version'] or '-'}  "
-            f"{r['reason'] or ''}" for r in rs) or "no requests")
+            f"due {r['due_at'][:10]}  {r['reason'] or ''}" for r in rs) or "no requests")
 
 
 def show(request_id: int = typer.Argument(..., help="request id"), as_json: bool = JSON) -> None:
@@ -129,8 +137,13 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             emit({"request_ids": []}, as_json)
             return
         from flows.process_deletions import process_deletions
+        from forgetflow.pipeline.sla import OverdueRequests
 
-        result = process_deletions(name, str(params) if params else None)
+        late: OverdueRequests | None = None
+        try:
+            result = process_deletions(name, str(params) if params else None)
+        except OverdueRequests as exc:  # the batches ran; the run still ends failed
+            result, late = exc.result or {}, exc
         keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
                 "gate", "rung", "metrics")
         batches = result.get("batches") or [result]
@@ -142,7 +155,9 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             f"batch {b['batch_id']}: requests {b['request_ids']} → {b['model_name']} "
             f"v{b['model_version']} (data {b['data_version']}), gate {b['gate']}"
             for b in r.get("batches") or [r]))
-        if any(b.get("gate") == "failed" for b in batches):
+        if late is not None:
+            say(f"error: {late}")
+        if late is not None or any(b.get("gate") == "failed" for b in batches):
             raise typer.Exit(1)
 
 

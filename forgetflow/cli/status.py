@@ -33,15 +33,23 @@ def model_aliases(name: str) -> dict[str, str]:
     return {a: ref.version for a, ref in refs.items() if ref is not None}
 
 
-def status_payload(name: str) -> dict[str, Any]:
-    """The `status --json` object: pending, champion, challenger, last_batch."""
+def status_payload(name: str, sla: Any = None) -> dict[str, Any]:
+    """The `status --json` object: pending, champion, challenger, last_batch, and the open
+    requests past (overdue) or near (at_risk) their due date."""
     from forgetflow.adapters.ledger import Ledger
     from forgetflow.adapters.workspace import Workspace
+    from forgetflow.core.params import SlaParams
+    from forgetflow.pipeline.sla import at_risk, overdue
 
+    sla = sla or SlaParams()
     ledger = Ledger(Workspace.from_env().ledger_url)
     try:
         pending = [r.summary() for r in ledger.list(status="pending", model_name=name)]
         batch = ledger.last_batch(name)
+        late = {key: [{**r.summary(), "due_at": r.due_at(sla.days).isoformat()}
+                      for r in rows]
+                for key, rows in (("overdue", overdue(ledger, sla, name)),
+                                  ("at_risk", at_risk(ledger, sla, name)))}
     finally:
         ledger.close()
     aliases = model_aliases(name)
@@ -54,7 +62,7 @@ def status_payload(name: str) -> dict[str, Any]:
         last = {k: batch.get(k) for k in BATCH_KEYS}
         last["request_count"] = len(batch.get("request_ids") or [])
     return {"pending": pending, "champion": ref("champion"), "challenger": ref("challenger"),
-            "last_batch": last}
+            "last_batch": last, **late}
 
 
 def human(payload: dict[str, Any]) -> str:
@@ -67,6 +75,10 @@ def human(payload: dict[str, Any]) -> str:
     pending = payload["pending"]
     lines.append(f"pending: {len(pending)} request(s)" + (": " + ", ".join(
         f"#{r['id']} {r['kind']}" for r in pending[:10]) if pending else ""))
+    for key, words in (("overdue", "OVERDUE"), ("at_risk", "due soon")):
+        if payload.get(key):
+            lines.append(f"{words}: {len(payload[key])} request(s): " + ", ".join(
+                f"#{r['id']} {r['status']} due {r['due_at'][:10]}" for r in payload[key][:10]))
     b = payload["last_batch"]
     if b is None:
         lines.append("last batch: none yet")
@@ -85,5 +97,6 @@ def status(model: str = typer.Option(None, help="registered model (default: para
     with user_errors():
         from forgetflow.core.params import load_params
 
-        name = model or load_params(params).registry.model_name
-        emit(status_payload(name), as_json, human)
+        settings = load_params(params)
+        name = model or settings.registry.model_name
+        emit(status_payload(name, settings.sla), as_json, human)

@@ -143,6 +143,13 @@ class RegistryParams(_Section):
     serving_aliases: list[str] = Field(default_factory=lambda: ["champion"], min_length=1)
 
 
+class SlaParams(_Section):
+    """How long a request may take: GDPR Art. 12(3) gives one month."""
+
+    days: int = Field(30, ge=1)  # due_at = submitted_at + days
+    warn_days: int = Field(7, ge=0)  # `status` lists requests due within this many days
+
+
 class PromoteParams(_Section):
     auto: bool = False  # promote a gate-passed challenger at the end of its batch
 
@@ -168,6 +175,7 @@ class Params(BaseModel):
     gate: GateParams = Field(default_factory=GateParams)
     registry: RegistryParams = Field(default_factory=RegistryParams)
     promote: PromoteParams = Field(default_factory=PromoteParams)
+    sla: SlaParams = Field(default_factory=SlaParams)
     schedule: ScheduleParams = Field(default_factory=ScheduleParams)
     demo: DemoParams = Field(default_factory=DemoParams)
     evaluation: EvalParams = Field(default_factory=EvalParams)

@@ -29,7 +29,7 @@ def status() -> dict:
 def test_status_tracks_requests_aliases_and_batches(trained: dict) -> None:
     empty = status()
     assert empty == {"pending": [], "champion": {"name": "ff-test", "version": "1"},
-                     "challenger": None, "last_batch": None}
+                     "challenger": None, "last_batch": None, "overdue": [], "at_risk": []}
     for label in ("2", "5"):
         out = runner.invoke(app, ["request", "submit", "--kind", "class", "--label", label])
         assert out.exit_code == 0, out.output

@@ -77,3 +77,38 @@ def test_promote_auto_ends_the_batch_with_done_requests(
     assert done["status"] == "done" and done["receipt"]["serving"][0]["model_version"] == \
         batch["model_version"]
     assert cli("receipt", "verify", str(rid))["verified"] is True
+
+
+def test_overdue_requests_are_listed_and_fail_the_run(
+        prefect_harness: None, trained: dict, params_file: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """sla.days: a request still open past its due date is listed by `request list
+    --overdue` and `status`, and the run that processes it still ends failed (exit 1) until
+    it is done."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from forgetflow.adapters.ledger import Ledger
+    from forgetflow.adapters.ledger_schema import RequestRow
+
+    with_params(params_file, monkeypatch, sla={"days": 30, "warn_days": 7})
+    old = cli("request", "submit", "--kind", "class", "--label", "5")["id"]
+    soon = cli("request", "submit", "--kind", "class", "--label", "7")["id"]
+    ledger = Ledger(Workspace.from_env().ledger_url)
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as conn:  # as if submitted 31 and 25 days ago
+        for rid, age in ((old, 31), (soon, 25)):
+            conn.execute(update(RequestRow).where(RequestRow.id == rid)
+                         .values(created_at=now - timedelta(days=age)))
+    assert [r["id"] for r in cli("request", "list", "--overdue")] == [old]
+    status = cli("status")
+    assert [r["id"] for r in status["overdue"]] == [old]
+    assert [r["id"] for r in status["at_risk"]] == [soon]
+    result = runner.invoke(app, ["process", "--json"])
+    assert result.exit_code == 1 and "past their due date" in result.stderr
+    batch = json.loads(result.stdout)
+    assert batch["gate"] == "passed" and sorted(batch["request_ids"]) == [old, soon]
+    assert cli("promote")["completed_requests"] == [old, soon]
+    assert cli("request", "list", "--overdue") == []
+    assert cli("status")["overdue"] == []

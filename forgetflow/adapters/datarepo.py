@@ -41,6 +41,11 @@ class DataRepoError(RuntimeError):
     """The data registry is missing, inconsistent, or a git/DVC command failed."""
 
 
+class DataPruned(DataRepoError):
+    """A file of an older data version whose objects `data gc` purged (its .dvc pointer and
+    version.json, with the digests, stay in git)."""
+
+
 @dataclass(frozen=True)
 class DataVersion:
     """A data version: `tag` (vN) and `rev` (commit) in the repo at `repo`."""
@@ -207,8 +212,13 @@ class DataRepo:
         if local is not None:
             return local.read_bytes()
         import dvc.api  # 0.5 s of imports: only when the working copy is not the version
+        from dvc.exceptions import FileMissingError, PathMissingError
 
-        return dvc.api.read(path, repo=str(self.path), rev=version.rev, mode="rb")
+        try:
+            return dvc.api.read(path, repo=str(self.path), rev=version.rev, mode="rb")
+        except (PathMissingError, FileMissingError) as exc:
+            raise DataPruned(f"{path} of data version {version.tag} is no longer stored "
+                             "(purged by `forgetflow data gc`)") from exc
 
     def read_text(self, path: str, version: DataVersion) -> str:
         return self.read_bytes(path, version).decode()

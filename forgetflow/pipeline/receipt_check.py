@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forgetflow.adapters.datarepo import DataRepo, DataRepoError
+from forgetflow.adapters.datarepo import DataPruned, DataRepo, DataRepoError
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import ModelRef, Registry, RegistryError
 from forgetflow.adapters.workspace import Workspace
@@ -125,8 +125,13 @@ def _serving_checks(registry: Registry, repo: DataRepo,
                          registry.model_sha256(ref)),
                    _same("registry", f"{where}: data version", s.get("data_version"),
                          ref.tag("data_version"))]
-        excluded = set(rc.excluded_for(repo.exclusions(data), rid))
-        still = excluded & set(repo.manifest(data).ids.tolist())
+        try:
+            excluded = set(rc.excluded_for(repo.exclusions(data), rid))
+            still = excluded & set(repo.manifest(data).ids.tolist())
+        except DataPruned:  # purged by gc: the newest version (later data) stands in
+            newest = repo.version()
+            excluded = set(rc.excluded_for(repo.exclusions(newest), rid))
+            still = excluded & set(repo.manifest(newest).ids.tolist())
         checks.append(Check("data repo", f"{where}: built on data without the request's rows",
                             bool(excluded) and not still, receipt.get("request_excluded_rows"),
                             f"{len(excluded)} excluded, {len(still)} still in {data.tag}"))
@@ -144,26 +149,46 @@ def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> lis
               _same("data repo", f"{before.tag} git rev", receipt.get("parent_data_rev"),
                     before.rev)]
     rid = int(receipt.get("request_id", -1))
-    excluded = rc.excluded_for(repo.exclusions(after), rid)
-    checks += [_same("data repo", "exclusion manifest rows of this request",
+    # exclusions only grow: after `data gc` the newest version's still name the request's rows
+    try:
+        excluded = rc.excluded_for(repo.exclusions(after), rid)
+        where = after
+    except DataPruned:
+        where = repo.version()
+        excluded = rc.excluded_for(repo.exclusions(where), rid)
+    note = "" if where == after else f" (from {where.tag}: {after.tag}'s files purged by gc)"
+    checks += [_same("data repo", f"exclusion manifest rows of this request{note}",
                      receipt.get("request_excluded_rows"), len(excluded)),
-               _same("data repo", "exclusion manifest ids of this request (sha256)",
+               _same("data repo", f"exclusion manifest ids of this request (sha256){note}",
                      receipt.get("request_excluded_sha256"), rc.ids_sha256(excluded))]
     named = set(ledger.sample_ids(rid)) if receipt.get("kind") == "samples" else set()
     missing = sorted(named - set(excluded))
     checks.append(Check("data repo", "every requested sample id is excluded", not missing,
                         len(named), f"{len(missing)} not excluded" if missing else len(named)))
-    after_m, before_m = repo.manifest(after), repo.manifest(before)
+    after_m = repo.manifest(where)
     still = set(excluded) & set(after_m.ids.tolist())
-    checks.append(Check("data repo", f"excluded ids absent from {after.tag}'s manifest",
+    checks.append(Check("data repo", f"excluded ids absent from {where.tag}'s manifest",
                         not still, 0, len(still)))
+    return checks + _forget_set_checks(repo, after, before, receipt)
+
+
+def _forget_set_checks(repo: DataRepo, after: Any, before: Any,
+                       receipt: dict[str, Any]) -> list[Check]:
+    """The forget set recomputed from both manifests. Where `data gc` purged one it cannot be
+    recomputed: the output says so, and the receipt's digest stands checked against the
+    version's lineage tag alone (a registry check above)."""
+    try:
+        after_m, before_m = repo.manifest(after), repo.manifest(before)
+    except DataPruned:
+        return [Check("data repo", f"forget set not recomputed: {before.tag}/{after.tag} "
+                      "manifests purged by `data gc` (digest checked against the registry "
+                      "tag only)", True, receipt.get("forget_set_sha256"), "purged")]
     forget = (set(before_m.ids[before_m.split == "train"].tolist())
               - set(after_m.ids[after_m.split == "train"].tolist()))
-    checks += [_same("data repo", "forget set size (recomputed from manifests)",
-                     receipt.get("forget_set_size"), len(forget)),
-               _same("data repo", "forget set sha256 (recomputed from manifests)",
-                     receipt.get("forget_set_sha256"), rc.ids_sha256(forget))]
-    return checks
+    return [_same("data repo", "forget set size (recomputed from manifests)",
+                  receipt.get("forget_set_size"), len(forget)),
+            _same("data repo", "forget set sha256 (recomputed from manifests)",
+                  receipt.get("forget_set_sha256"), rc.ids_sha256(forget))]
 
 
 def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:

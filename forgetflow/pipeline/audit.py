@@ -1,0 +1,103 @@
+"""`forgetflow audit`: the compliance scan across ledger, registry and data repo.
+
+What an auditor reads into a `done` receipt, checked as invariants, each violation named:
+- every serving alias points at a version built on data without the rows of every done request;
+- the newest data version holds no excluded id;
+- every done request has a receipt, and it verifies; unlearned ones have none yet;
+- each batch registered at most one model version, and the ledger names that version;
+- no open request is past its due date (sla.days).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger, RequestView
+from forgetflow.adapters.registry import ModelRef, Registry
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.params import Params
+from forgetflow.pipeline.receipt_check import verify_receipt
+from forgetflow.pipeline.serving import data_number, serving_refs
+from forgetflow.pipeline.sla import overdue
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    detail: str
+
+
+def _serving(refs: dict[str, ModelRef], done: list[RequestView],
+             aliases: list[str]) -> list[Violation]:
+    out = [Violation("serving-untainted", f"serving alias {a!r} points at no version")
+           for a in aliases if a not in refs]
+    for alias, ref in refs.items():
+        held = [r.id for r in done if r.receipt and data_number(ref.tag("data_version"))
+                < data_number(r.receipt.get("data_version"))]
+        if held:
+            out.append(Violation("serving-untainted", f"alias {alias!r} → v{ref.version}, built "
+                                 f"on data {ref.tag('data_version')}, which still holds rows "
+                                 f"of done request(s) {held}"))
+    return out
+
+
+def _newest_data(repo: DataRepo) -> list[Violation]:
+    if not repo.exists():
+        return []
+    head = repo.version()
+    excluded = repo.exclusions(head).ids
+    back = excluded & set(repo.manifest(head).ids.tolist())
+    return [Violation("data-clean", f"data {head.tag} holds {len(back)} excluded row(s)")
+            ] if back else []
+
+
+def _receipts(ws: Workspace, requests: list[RequestView]) -> list[Violation]:
+    out = []
+    for r in requests:
+        if r.status == "done" and not r.receipt:
+            out.append(Violation("receipts", f"request {r.id} is done without a receipt"))
+        elif r.status == "unlearned" and r.receipt:
+            out.append(Violation("receipts", f"request {r.id} has a receipt before it is done"))
+        elif r.status == "done":
+            result = verify_receipt(ws, r.id)
+            if not result["verified"]:
+                out.append(Violation("receipts", f"request {r.id}'s receipt does not verify: "
+                                     f"{len(result['mismatches'])} mismatch(es), first: "
+                                     f"{result['mismatches'][0]}"))
+    return out
+
+
+def _batches(ledger: Ledger, versions: list[ModelRef], name: str) -> list[Violation]:
+    per_batch = Counter(v.tag("batch_id") for v in versions if v.tag("batch_id"))
+    out = [Violation("one-version-per-batch", f"batch {b} has {n} model versions")
+           for b, n in sorted(per_batch.items()) if n > 1]
+    known = {v.version for v in versions}
+    for batch in ledger.batches(name):
+        if batch.get("model_version") and batch["model_version"] not in known:
+            out.append(Violation("one-version-per-batch", f"batch {batch['id']} names "
+                                 f"v{batch['model_version']}, which the registry lacks"))
+    return out
+
+
+def audit(ws: Workspace, params: Params, name: str | None = None) -> dict[str, Any]:
+    """{"clean", "violations": [{"invariant", "detail"}], "checked": counts}."""
+    name = name or params.registry.model_name
+    ledger, registry, repo = Ledger.open(ws.ledger_url), Registry(ws), DataRepo(ws)
+    requests = ledger.list(model_name=name)
+    done = [r for r in requests if r.status == "done"]
+    versions = registry.versions(name) if registry.model_exists(name) else []
+    aliases = params.registry.serving_aliases
+    violations = (_serving(serving_refs(registry, name, aliases), done, aliases)
+                  if versions else [])
+    violations += _newest_data(repo) + _receipts(ws, requests) + _batches(ledger, versions,
+                                                                         name)
+    violations += [Violation("sla", f"request {r.id} ({r.status}) was due "
+                             f"{r.due_at(params.sla.days):%Y-%m-%d}")
+                   for r in overdue(ledger, params.sla, name)]
+    return {"clean": not violations, "model_name": name,
+            "violations": [asdict(v) for v in violations],
+            "checked": {"requests": len(requests), "done": len(done),
+                        "versions": len(versions), "serving_aliases": aliases}}

@@ -20,6 +20,7 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.ids import forget_sha256
 from forgetflow.core.params import Params
 from forgetflow.pipeline import lineage
+from forgetflow.pipeline.audit import AuditFailed, audit
 from forgetflow.pipeline.batch import (
     forget_rows,
     forgotten_classes,
@@ -84,8 +85,13 @@ def process_deletions(model_name: str | None = None,
 
 def fail_if_overdue(ledger: Ledger, params: Params, name: str,
                     result: dict[str, Any]) -> dict[str, Any]:
-    """The run ends failed while any request is past its due date (sla.days), so the
-    orchestrator's failure notifications reach someone; the result rides on the error."""
+    """The compliance scan, then due dates: a violated invariant fails the run loudly, and it
+    ends failed while any request is past its due date (sla.days), so the orchestrator's
+    failure notifications reach someone; the result rides on the error."""
+    scan = audit(Workspace.from_env(), params, name, verify_receipts=False, sla=False)
+    if not scan["clean"]:
+        raise AuditFailed("; ".join(f"{v['invariant']}: {v['detail']}"
+                                    for v in scan["violations"]))
     late = [r.id for r in overdue(ledger, params.sla, name)]
     if late:
         raise OverdueRequests(late, result)

@@ -20,8 +20,9 @@ def report(version: str = typer.Argument(..., help="version number or alias (cha
         from forgetflow.report.gather import gather
         from forgetflow.report.html import render
 
-        name = model or load_params(params).registry.model_name
-        content = gather(name, version)
+        settings = load_params(params)
+        name = model or settings.registry.model_name
+        content = {**gather(name, version), "sla_days": settings.sla.days}
         document = render(content)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(document, encoding="utf-8")

@@ -4,7 +4,7 @@ scripts and no links out, so it opens offline and can be archived or mailed as i
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -78,6 +78,11 @@ def _receipt(q: dict[str, Any]) -> str:
         if k == "gate_metrics" and isinstance(v, dict):
             shown = "<br>".join(f"{escape(words(m))}: {escape(number(m, x))}"
                                 for m, x in sorted(v.items()))
+        elif k == "serving" and isinstance(v, list):
+            shown = "<br>".join(
+                f"{escape(str(s.get('alias')))} v{escape(str(s.get('model_version')))}, data "
+                f"{escape(str(s.get('data_version')))}, weights {_digest(s.get('model_sha256'))}"
+                for s in v)
         elif k.endswith("_at") and isinstance(v, str):
             shown = f'<span title="{escape(v)}">{escape(_when(v))}</span>'
         else:
@@ -101,6 +106,12 @@ def _setting(value: str) -> str:
         return _fmt(float(value)) if "." in value or "e" in value else value
     except ValueError:
         return value
+
+
+def _due(submitted: str | None, days: int) -> str:
+    if not submitted:
+        return "—"
+    return _when((datetime.fromisoformat(submitted) + timedelta(days=days)).isoformat())
 
 
 def _when(iso: str | None) -> str:
@@ -132,17 +143,22 @@ def _requests(r: dict[str, Any]) -> list[str]:
     if not r["requests"]:
         return out + ["<p>No deletion request reached this version.</p>"]
     gate = r["gate"]
-    out.append(f"<p>Batch started {escape(_when(gate.get('started_at')))}, finished "
-               f"{escape(_when(gate.get('finished_at')))}. Selectors are shown without personal "
-               "data: a subject as a digest prefix, samples as a count.</p>")
+    out.append(f"<p>Timeline per request: submitted → unlearned (the batch, started "
+               f"{escape(_when(gate.get('started_at')))}, registered a version without the "
+               "rows) → done (every serving alias serves such a version; the receipt is signed "
+               "then) against its due date. Selectors are shown without personal data: a "
+               "subject as a digest prefix, samples as a count.</p>")
     sig = {True: "✓ valid", False: "✗ INVALID", None: "not checked (no key here)"}
+    days = r.get("sla_days", 30)
     rows = [[q["id"], q.get("kind"), q.get("payload"), _verdict(q.get("status")),
-             f"v{(q.get('receipt') or {}).get('model_version', q['in_version'])}",
-             (q.get("receipt") or {}).get("data_version", "—"), _when(q.get("created_at")),
-             _when((q.get("receipt") or {}).get("issued_at")), sig[q.get("signature_ok")]]
-            for q in r["requests"]]
-    out.append(_table(["request", "kind", "selector", "status", "model", "data", "submitted",
-                       "receipt issued", "signature"], rows, {0}))
+             _when(q.get("created_at")), _when(gate.get("finished_at")),
+             _when((q.get("receipt") or {}).get("issued_at")), _due(q.get("created_at"), days),
+             ", ".join(f"{s['alias']} v{s['model_version']}"
+                       for s in (q.get("receipt") or {}).get("serving", [])) or "—",
+             sig[q.get("signature_ok")]] for q in r["requests"]]
+    out.append(_table(["request", "kind", "selector", "status", "submitted", "unlearned",
+                       "done (receipt)", f"due ({days} days)", "served by", "signature"],
+                      rows, {0}))
     out += [_receipt(q) for q in r["requests"]]
     return out
 

@@ -61,6 +61,7 @@ def test_batch_figures_and_report_in_a_browser(prefect_harness: None, trained: d
                 str(tmp_path / "ids.txt"))["id"]]
     batch = cli("process")
     version = batch["model_version"]
+    assert cli("promote")["completed_requests"] == sorted(rids)  # done: receipts signed
 
     client = mlflow.MlflowClient(Workspace.from_env().mlflow_tracking_uri)
     mv = client.get_model_version("ff-test", version)
@@ -110,6 +111,8 @@ def test_batch_figures_and_report_in_a_browser(prefect_harness: None, trained: d
         assert re.search(rf"<td class=\"num\">{rid}</td>", dom), rid
         assert f"Full receipt of request {rid}" in dom
     assert dom.count("✓ valid") == len(rids)
+    # served by: in the table and in each full receipt
+    assert dom.count(f"champion v{version}") == 2 * len(rids)
 
     # printed to PDF for a case file: a few pages, every section heading on them
     from pypdf import PdfReader

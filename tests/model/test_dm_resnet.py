@@ -84,10 +84,12 @@ def test_relearning_tells_head_only_hiding_from_dm_and_retrain(restoration):
     assert r["dm"] < r["head_only"] - 0.3, r
 
 
-@pytest.mark.xfail(strict=True, reason="dm on ResNet-8 is not yet as deep as Retrain: under "
-                   "the frozen-BN attack its class returns first (docs/method.md §8)")
+@pytest.mark.xfail(strict=False, reason="dm on ResNet-8 is not reliably as deep as Retrain: "
+                   "under the frozen-BN attack its class returns first on some CPUs and not "
+                   "on others (same code and seeds; CPU kernels differ), docs/method.md §8")
 def test_relearning_does_not_restore_the_class_faster_than_on_retrain(restoration):
     """The target: dm no faster to relearn than Retrain (within 5 points). Met under the
-    former train-mode-BN attack at these step counts; missed under the current one (at 10
-    steps 0.49 vs 0.0 on this slice)."""
+    former train-mode-BN attack at these step counts; under the current one missed on the CI
+    machine (at 10 steps 0.49 vs 0.0 on this slice) and met on another 2-core machine: the
+    margin is too thin to call, so the mark is not strict."""
     assert restoration["dm"] <= restoration["retrain"] + 0.05, restoration

@@ -137,7 +137,7 @@ def test_submit_is_idempotent_and_listed(trained: dict) -> None:
     assert first == second and first["status"] == "pending"
     listed = json.loads(runner.invoke(app, ["request", "list", "--json"]).stdout)
     assert [r["id"] for r in listed].count(first["id"]) == 1
-    assert set(listed[0]) == {"id", "kind", "status", "reason", "model_version"}
+    assert set(listed[0]) == {"id", "kind", "status", "reason", "model_version", "due_at"}
     shown = json.loads(runner.invoke(app, ["request", "show", str(first["id"]), "--json"]).stdout)
     assert shown["payload"] == {"label": 2} and shown["receipt"] is None
 

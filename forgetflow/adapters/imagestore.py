@@ -98,11 +98,12 @@ def _reuse_from(cache: Path, spec: SourceSpec) -> Callable[[ImageEntry], np.ndar
     re-scan after a few added images decodes only those."""
     states = sorted((d for d in cache.iterdir() if (d / "meta.json").is_file()),
                     key=lambda d: d.stat().st_mtime, reverse=True) if cache.is_dir() else []
-    same = [d for d in states if _meta(d).get("spec") == [spec.source, spec.channels,
-                                                          spec.image_size]]
-    if not same:
+    wanted = [spec.source, spec.channels, spec.image_size]
+    state, meta = next(((d, m) for d in states if (m := _meta(d)).get("spec") == wanted),
+                       (None, None))
+    if state is None or meta is None:  # no earlier state of this source
         return lambda e: None
-    meta, raw = _meta(same[0]), _load(same[0])
+    raw = _load(state)
     where = {(split, key, stamp): (part, row)
              for split, part in (("train", raw.train), ("test", raw.test))
              for row, (key, stamp) in enumerate(zip(meta[split]["keys"], meta[split]["stamps"],

@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forgetflow.adapters.datarepo import DataPruned, DataRepo, DataRepoError
+from forgetflow.adapters.datarepo import DataPruned, DataRepo, DataRepoError, DataVersion
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import ModelRef, Registry, RegistryError
 from forgetflow.adapters.workspace import Workspace
@@ -103,6 +103,22 @@ def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]
     return checks
 
 
+def _request_rows(repo: DataRepo, version: DataVersion,
+                  rid: int) -> tuple[DataVersion, list[str], set[str]]:
+    """(the version read, the request's rows in its exclusion manifest, those of them still in
+    its manifest). Exclusions only grow, so where `data gc` purged the version's files the
+    newest version stands in."""
+    def read(v: DataVersion) -> tuple[list[str], set[str]]:
+        excluded = rc.excluded_for(repo.exclusions(v), rid)
+        return excluded, set(excluded) & set(repo.manifest(v).ids.tolist())
+
+    try:
+        return version, *read(version)
+    except DataPruned:
+        newest = repo.version()
+        return newest, *read(newest)
+
+
 def _serving_checks(registry: Registry, repo: DataRepo,
                     receipt: dict[str, Any]) -> list[Check]:
     """Each serving version the receipt names exists with those weights and was built on a
@@ -125,13 +141,7 @@ def _serving_checks(registry: Registry, repo: DataRepo,
                          registry.model_sha256(ref)),
                    _same("registry", f"{where}: data version", s.get("data_version"),
                          ref.tag("data_version"))]
-        try:
-            excluded = set(rc.excluded_for(repo.exclusions(data), rid))
-            still = excluded & set(repo.manifest(data).ids.tolist())
-        except DataPruned:  # purged by gc: the newest version (later data) stands in
-            newest = repo.version()
-            excluded = set(rc.excluded_for(repo.exclusions(newest), rid))
-            still = excluded & set(repo.manifest(newest).ids.tolist())
+        _, excluded, still = _request_rows(repo, data, rid)
         checks.append(Check("data repo", f"{where}: built on data without the request's rows",
                             bool(excluded) and not still, receipt.get("request_excluded_rows"),
                             f"{len(excluded)} excluded, {len(still)} still in {data.tag}"))
@@ -149,13 +159,7 @@ def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> lis
               _same("data repo", f"{before.tag} git rev", receipt.get("parent_data_rev"),
                     before.rev)]
     rid = int(receipt.get("request_id", -1))
-    # exclusions only grow: after `data gc` the newest version's still name the request's rows
-    try:
-        excluded = rc.excluded_for(repo.exclusions(after), rid)
-        where = after
-    except DataPruned:
-        where = repo.version()
-        excluded = rc.excluded_for(repo.exclusions(where), rid)
+    where, excluded, still = _request_rows(repo, after, rid)
     note = "" if where == after else f" (from {where.tag}: {after.tag}'s files purged by gc)"
     checks += [_same("data repo", f"exclusion manifest rows of this request{note}",
                      receipt.get("request_excluded_rows"), len(excluded)),
@@ -165,8 +169,6 @@ def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> lis
     missing = sorted(named - set(excluded))
     checks.append(Check("data repo", "every requested sample id is excluded", not missing,
                         len(named), f"{len(missing)} not excluded" if missing else len(named)))
-    after_m = repo.manifest(where)
-    still = set(excluded) & set(after_m.ids.tolist())
     checks.append(Check("data repo", f"excluded ids absent from {where.tag}'s manifest",
                         not still, 0, len(still)))
     return checks + _forget_set_checks(repo, after, before, receipt)

@@ -11,7 +11,8 @@ import pytest
 from imagefolders import CLASSES, add_image, write_folder
 from PIL import Image
 
-from forgetflow.core.data.folder import folder_fingerprint, load_image_folder
+from forgetflow.core.data.folder import list_folder, load_image_folder
+from forgetflow.core.data.images import fingerprint
 from forgetflow.core.data.manifest import build_manifest, parse_sample_id
 from forgetflow.core.data.sources import DataSourceError, load_source
 from forgetflow.core.data.tensors import materialize
@@ -79,11 +80,11 @@ def test_a_rescan_after_adding_and_removing_images_moves_no_other_row(folder):
 
 
 def test_fingerprint_changes_with_content_not_with_nothing(folder):
-    first = folder_fingerprint(folder, 3, 32)
-    assert folder_fingerprint(folder, 3, 32) == first
-    assert folder_fingerprint(folder, 1, 32) != first
+    first = fingerprint(list_folder(folder), 3, 32)
+    assert fingerprint(list_folder(folder), 3, 32) == first
+    assert fingerprint(list_folder(folder), 1, 32) != first
     add_image(folder, "test", "cat", "late.png")
-    assert folder_fingerprint(folder, 3, 32) != first
+    assert fingerprint(list_folder(folder), 3, 32) != first
 
 
 def write_subjects(folder, rows) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-from forgetflow.core.data.images import StoredFile, decode_source, fingerprint, safe_name
+from forgetflow.core.data.images import StoredFile, decode_source, safe_name
 from forgetflow.core.data.sources import DataSourceError, RawSource
 
 
@@ -26,10 +26,6 @@ def list_folder(root: Path) -> list[StoredFile]:
 
 def folder_name(root: Path) -> str:
     return safe_name(root.resolve().name)
-
-
-def folder_fingerprint(root: Path, channels: int, image_size: int) -> str:
-    return fingerprint(list_folder(root), channels, image_size)
 
 
 def read_file(f: StoredFile) -> bytes:

@@ -3,7 +3,6 @@ rebuilds deterministically from (config, seed), plus the original/Retrain model 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import sys
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from forgetflow.bench.runner import RunnerSpec, map_jobs
 from forgetflow.core.attacks import ProbeError, final_linear
 from forgetflow.core.data.manifest import Manifest, build_manifest
 from forgetflow.core.data.sources import DataSourceError, load_source
@@ -236,14 +234,3 @@ def warm_up_torch() -> None:
     import torch
 
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
-def run_bench(cfg: BenchConfig, runner: RunnerSpec | None = None) -> dict:
-    """One scenario, all seeds, through `runner` (sequential, or Dask via
-    forgetflow.bench.runner): the jobs of forgetflow.bench.jobs are pure and picklable."""
-    from forgetflow.bench.run import run_scenario
-
-    def mapper(fn, jobs):
-        return map_jobs([functools.partial(fn, job) for job in jobs], runner)
-
-    return run_scenario(cfg, mapper)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable
@@ -12,7 +13,8 @@ from dataclasses import asdict
 import numpy as np
 
 from forgetflow.bench.harness import BenchConfig, warm_up_torch
-from forgetflow.bench.jobs import Job, run_job
+from forgetflow.bench.jobs import Job, run_job, seed_data
+from forgetflow.bench.runner import RunnerSpec, map_jobs
 from forgetflow.core.epsilon import final_score, forgetting_quality, forgetting_quality_split
 from forgetflow.core.metrics import avg_gap
 
@@ -134,7 +136,14 @@ def run_scenario(cfg: BenchConfig, mapper: Mapper = serial_map) -> dict:
 
 
 def _seed_info(cfg: BenchConfig, seed: int) -> dict:
-    from forgetflow.bench.jobs import seed_data
 
     return seed_data(cfg, seed).info
 
+
+def run_bench(cfg: BenchConfig, runner: RunnerSpec | None = None) -> dict:
+    """One scenario, all seeds, through `runner` (sequential, or Dask via
+    forgetflow.bench.runner): the jobs of forgetflow.bench.jobs are pure and picklable."""
+    def mapper(fn, jobs):
+        return map_jobs([functools.partial(fn, job) for job in jobs], runner)
+
+    return run_scenario(cfg, mapper)

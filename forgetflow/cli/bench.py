@@ -39,7 +39,8 @@ def bench_command(
 ) -> None:
     """Train the original and Retrain, run each method per seed, print mean ± std."""
     from forgetflow.bench.aggregate import format_table
-    from forgetflow.bench.harness import BenchConfig, BenchError, run_bench
+    from forgetflow.bench.harness import BenchConfig, BenchError
+    from forgetflow.bench.run import run_bench
     from forgetflow.bench.runner import RunnerError, RunnerSpec
 
     try:

@@ -194,7 +194,7 @@ def demo(params: Path = PARAMS,
     """prepare → train → three requests → one batch → promote → lineage of the champion."""
     with user_errors():
         check_stack()
-        from forgetflow.pipeline.demo import run_demo
+        from forgetflow.cli.demo import run_demo
 
         run_demo(str(params) if params else None, source)
 

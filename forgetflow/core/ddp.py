@@ -21,7 +21,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ import torch.distributed as dist
 if TYPE_CHECKING:
     from forgetflow.core.data.tensors import ImageSet
     from forgetflow.core.models import Classifier
-    from forgetflow.core.training import ModelSpec, TrainConfig
 
 NPROC_ENV = "FORGETFLOW_NPROC"
 
@@ -75,60 +73,27 @@ def sum_over_ranks(*values: float) -> list[Any]:
     return [out[0], int(out[1]), int(out[2])] if len(out) == 3 else out
 
 
-def train_distributed(data: ImageSet, spec: ModelSpec, cfg: TrainConfig,
+def train_distributed(data: ImageSet, spec: dict[str, Any], cfg: dict[str, Any],
                       nproc: int) -> tuple[Classifier, dict[str, float]]:
-    """Launch torchrun with `nproc` ranks on this machine and return rank 0's model."""
-    from forgetflow.core.training import load_checkpoint
+    """Launch torchrun with `nproc` ranks on this machine and return rank 0's model. `spec`
+    and `cfg` are the recipe's fields: each rank (forgetflow.core.ddp_rank) rebuilds them."""
+    from forgetflow.core.modelfile import read_model_file
 
     with tempfile.TemporaryDirectory(prefix="forgetflow-ddp-") as tmp:
         work = Path(tmp)
         torch.save({"images": data.images, "labels": data.labels}, work / "data.pt")
-        (work / "job.json").write_text(json.dumps({"spec": asdict(spec), "cfg": asdict(cfg)}))
+        (work / "job.json").write_text(json.dumps({"spec": spec, "cfg": cfg}))
         env = {k: v for k, v in os.environ.items() if k != NPROC_ENV}
         threads = int(os.environ.get("FORGETFLOW_THREADS", "0")) or len(os.sched_getaffinity(0))
         env["FORGETFLOW_THREADS"] = str(max(1, threads // nproc))
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH")) if p)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "forgetflow.core.ddp", str(work)]
+               f"--nproc-per-node={nproc}", "-m", "forgetflow.core.ddp_rank", str(work)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode:
             raise DistributedTrainingError(
                 f"torchrun with {nproc} processes failed (exit {proc.returncode}): "
                 f"{(proc.stderr or proc.stdout)[-3000:]}")
-        model, _, _, extra = load_checkpoint(work / "model.safetensors")
-    return model, {k: float(v) for k, v in extra["stats"].items()}
-
-
-def _rank_main(work: Path) -> None:
-    """One torchrun rank: join the group, train the shared recipe, rank 0 saves."""
-    from forgetflow.core.data.tensors import ImageSet
-    from forgetflow.core.training import ModelSpec, TrainConfig, save_checkpoint, train_model
-
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if cuda else "gloo")
-    try:
-        job = json.loads((work / "job.json").read_text())
-        tensors = torch.load(work / "data.pt", weights_only=True)
-        data = ImageSet(tensors["images"], tensors["labels"],
-                        _placeholder_ids(len(tensors["labels"])))
-        spec, cfg = ModelSpec(**job["spec"]), TrainConfig(**job["cfg"])
-        model, stats = train_model(data, spec, cfg, progress=False)
-        if dist.get_rank() == 0:
-            save_checkpoint(work / "model.safetensors", model, spec, cfg, {"stats": stats})
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _placeholder_ids(n: int):
-    """Training never reads ids; the ranks get positions instead of the real ones."""
-    import numpy as np
-
-    return np.asarray([str(i) for i in range(n)], dtype=object)
-
-
-if __name__ == "__main__":
-    _rank_main(Path(sys.argv[1]))
+        loaded = read_model_file(work / "model.safetensors")
+    return loaded.model, {k: float(v) for k, v in loaded.extra["stats"].items()}

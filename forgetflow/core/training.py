@@ -6,7 +6,7 @@ import os
 import random
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from forgetflow.core import ddp
 from forgetflow.core.data.tensors import DataBundle, ImageSet, to_float
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.modelfile import read_model_file, save_model_file
@@ -95,10 +96,8 @@ def train_model(
     """
     if len(data) == 0:
         raise ValueError("cannot train on an empty training set")
-    from forgetflow.core import ddp
-
     if ddp.requested_nproc() > 1 and not ddp.in_group():
-        return ddp.train_distributed(data, spec, cfg, ddp.requested_nproc())
+        return ddp.train_distributed(data, asdict(spec), asdict(cfg), ddp.requested_nproc())
     rank, world = ddp.rank_and_world()
     configure_threads()
     seed_everything(cfg.seed)

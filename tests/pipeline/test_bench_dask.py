@@ -13,7 +13,8 @@ from distributed import LocalCluster
 from s3servers import free_ports
 from typer.testing import CliRunner
 
-from forgetflow.bench.harness import BenchConfig, run_bench
+from forgetflow.bench.harness import BenchConfig
+from forgetflow.bench.run import run_bench
 from forgetflow.bench.runner import RunnerSpec
 from forgetflow.cli.app import app
 

@@ -6,7 +6,7 @@ import unicodedata
 from pathlib import Path
 
 from forgetflow.core.data.images import StoredFile, decode_source, safe_name
-from forgetflow.core.data.sources import DataSourceError, RawSource
+from forgetflow.core.data.raw import DataSourceError, RawSource
 
 
 def list_folder(root: Path) -> list[StoredFile]:

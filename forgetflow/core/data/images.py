@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forgetflow.core.data.sources import DataSourceError, RawSource, RawSplit
+from forgetflow.core.data.raw import DataSourceError, RawSource, RawSplit
 
 SUBJECTS_FILE = "subjects.csv"
 SUBJECT_COLUMNS = ("path", "subject")

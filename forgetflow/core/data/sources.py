@@ -9,54 +9,15 @@ from __future__ import annotations
 
 import gzip
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from forgetflow.core.data.raw import DataSourceError, RawSource, RawSplit
+
+__all__ = ["DataSourceError", "RawSource", "RawSplit", "load_source"]
+
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-class DataSourceError(ValueError):
-    """Raised when a source is unknown or its files are missing or malformed."""
-
-
-@dataclass(frozen=True)
-class RawSplit:
-    """One source file: images as uint8 [N, C, H, W], int64 labels and, for sources whose
-    rows are files, each row's key (None: the key is the row's position)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    keys: np.ndarray | None = None
-
-    def key_list(self) -> list[str]:
-        return [str(k) for k in self.keys] if self.keys is not None \
-            else [str(i) for i in range(len(self.labels))]
-
-
-@dataclass(frozen=True)
-class RawSource:
-    """A whole source: its name, class names and the train/test files."""
-
-    name: str
-    classes: tuple[str, ...]
-    train: RawSplit
-    test: RawSplit
-    subjects: dict[str, str] | None = None  # "<split>/<key>" -> subject, from subjects.csv
-
-    @property
-    def keyed(self) -> bool:
-        """Rows named by path: splits and subjects are drawn per id, not per position."""
-        return self.train.keys is not None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
 
 FASHION_CLASSES = (

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from forgetflow.core.data.manifest import Manifest, ManifestError, positions
+from forgetflow.core.data.raw import ClassedImages
 from forgetflow.core.data.sources import RawSource
 
 
@@ -34,7 +35,7 @@ class ImageSet:
 
 
 @dataclass(frozen=True)
-class DataBundle:
+class DataBundle(ClassedImages):
     """The splits of one data version plus what a model needs to know about them.
     `third_party` is the reference part of the unseen pool (methods may use it); `holdout` is
     the evaluation-only part (None for manifests written before the split existed)."""
@@ -50,14 +51,6 @@ class DataBundle:
     def evaluation_pool(self) -> ImageSet:
         """Unseen data for evaluation: the holdout when the manifest has one."""
         return self.holdout if self.holdout is not None and len(self.holdout) else self.third_party
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
 
 
 def materialize(raw: RawSource, manifest: Manifest) -> DataBundle:

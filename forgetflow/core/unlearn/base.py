@@ -84,20 +84,3 @@ def register_unlearner(name: str) -> Callable[[type[Unlearner]], type[Unlearner]
         return cls
 
     return wrap
-
-
-def _load_builtin() -> None:
-    """Import the modules that register built-in methods (no work at import time)."""
-    from forgetflow.core.unlearn import baselines, dm, head, sanity  # noqa: F401
-
-
-def list_unlearners() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def create_unlearner(name: str, **cfg: object) -> Unlearner:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown unlearning method {name!r}; registered: {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**cfg)

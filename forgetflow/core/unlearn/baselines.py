@@ -168,6 +168,3 @@ class FinetuneStamped(ConfiguredUnlearner):
             raise ValueError("finetune_stamped needs a trigger (backdoor requests only)")
         return finetune_retain(task, self.config, stamp_with=task.trigger)
 
-
-# the other modules register themselves on import; they need the helpers above
-from forgetflow.core.unlearn import baselines_sparse, scrub  # noqa: E402, F401

@@ -16,13 +16,18 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from forgetflow.core.faults import FAULT_ENV, POINTS
 
 from .batch_checks import ROOT, batch_params, check_exactly_once, copy_workspace, process
-from .conftest import TINY_PARAMS, build_trained_workspace
+from .batches import trained_with_requests
+from .conftest import TINY_PARAMS
+
+if TYPE_CHECKING:
+    from forgetflow.core.data.manifest import Manifest
 
 LEASE = 3.0
 REQUESTS = [1, 2, 3]
@@ -30,27 +35,18 @@ REQUESTS = [1, 2, 3]
 
 def build_template(root: Path) -> Path:
     """Data v1 + champion v1 and three pending requests (subject, class, samples)."""
-    from forgetflow.adapters.datarepo import DataRepo
-    from forgetflow.adapters.ledger import Ledger
-    from forgetflow.adapters.workspace import Workspace
     from forgetflow.core.requests import DeletionRequest
 
-    env = build_trained_workspace(root, epochs=2)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        ws = Workspace.from_env()
-        repo = DataRepo(ws)
-        m = repo.manifest(repo.version())
+    def choose(m: Manifest) -> list[DeletionRequest]:
         train = m.split == "train"
         subject = str(m.subject[train & (m.labels != 3)][0])
         ids = m.ids[train & (m.labels != 3) & (m.subject != subject)][:12].tolist()
-        ledger = Ledger(ws.ledger_url)
-        for req in (DeletionRequest(kind="subject", subject=subject),
-                    DeletionRequest(kind="class", label=3),
-                    DeletionRequest(kind="samples", ids=ids)):
-            ledger.submit(req, "ff-test")
-        ledger.close()
+        return [DeletionRequest(kind="subject", subject=subject),
+                DeletionRequest(kind="class", label=3),
+                DeletionRequest(kind="samples", ids=ids)]
+
+    with trained_with_requests(root, choose, epochs=2) as (_, requests):
+        assert requests == REQUESTS
     return root
 
 

@@ -43,7 +43,6 @@ from forgetflow.bench.relearn_budget import (
 )
 from forgetflow.bench.tune import env_int
 from forgetflow.core.attacks import RelearnConfig, relearn_curve
-from forgetflow.core.triggers import TriggerSpec
 
 TUNING_SEED_OFFSET = 100
 STEPS = (5, 15, 40, 100)  # plus 0 (no attack) in the records, never a candidate
@@ -92,13 +91,13 @@ def measure_seed(cfg: BenchConfig, seed: int, base: RelearnConfig = BASE,
     shorter step budgets are prefixes of the longest one)."""
     setup = seed_data(cfg, seed)
     forget, retain = _sets(setup)
-    trigger = TriggerSpec.from_dict(cfg.trigger) if cfg.trigger else None
-    forget_class = cfg.forget_class if cfg.scenario == "class" else None
+    target = cfg.target(forget, setup.bundle.third_party)
     out = []
     for role, model in role_models(cfg, seed).items():
         for k in shown:
-            curve = relearn_curve(model, forget, retain, setup.bundle.test, trigger, seed,
-                                  replace(base, steps=max(steps), shown=k), forget_class,
+            curve = relearn_curve(model, forget, retain, setup.bundle.test, target.trigger,
+                                  seed, replace(base, steps=max(steps), shown=k),
+                                  target.forget_class,
                                   at=(0, *steps))
             out += [{"seed": seed, "role": role, "steps": r.steps, "shown": k,
                      **{f: getattr(r, f) for f in ("metric", "held_acc", "other_acc",

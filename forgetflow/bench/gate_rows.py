@@ -7,7 +7,6 @@ from typing import Any
 
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.params import GateParams, load_params
-from forgetflow.core.triggers import TriggerSpec
 from forgetflow.pipeline.batch import Stage
 from forgetflow.pipeline.gate import run_gate
 
@@ -22,19 +21,12 @@ def ladder() -> list[tuple[str, dict[str, Any]]]:
     return load_params().unlearn.attempts()
 
 
-def bench_stage(scenario: str, forget: ImageSet, reference: ImageSet,
-                forget_class: int | None, trigger: TriggerSpec | None) -> Stage:
-    """The one stage a pipeline batch would build for this bench scenario."""
-    return Stage(scenario, scenario, forget, reference,
-                 forget_class if scenario == "class" else None,
-                 trigger if scenario == "backdoor" else None)
-
-
 def gate_row(model, parent, stage: Stage, retain: ImageSet, test: ImageSet,
              reference: ImageSet, holdout: ImageSet | None, seed: int,
              gate: GateParams | None = None) -> dict[str, Any]:
     """The verdict, the checks that failed, and the depth checks' statistics."""
-    forgotten = [stage.forget_class] if stage.scenario == "class" else []
+    k = stage.target.forget_class
+    forgotten = [] if k is None else [k]
     res = run_gate(model, parent, [stage], retain, test, reference, forgotten,
                    gate or gate_params(), seed=seed, holdout=holdout)
     return {"gate_pass": res.passed,

@@ -19,6 +19,7 @@ from forgetflow.core.data.sources import load_source
 from forgetflow.core.data.tensors import materialize
 from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.metrics import avg_gap
+from forgetflow.core.scenarios import CLASS, SAMPLES
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 
@@ -63,15 +64,15 @@ def run_model(name: str, epochs: int) -> tuple[list[str], str]:
     rng = np.random.default_rng(1000 + SEED)
     random_mask = np.zeros(len(labels), dtype=bool)
     random_mask[rng.choice(len(labels), len(labels) // 10, replace=False)] = True
-    for scenario, mask, k in (("class", labels == 0, 0), ("samples", random_mask, None)):
+    for scenario, mask, k in ((CLASS, labels == 0, 0), (SAMPLES, random_mask, None)):
         forget, retain = bundle.train.where(mask), bundle.train.where(~mask)
-        data = EvalData(forget, retain, bundle.test, bundle.evaluation_pool, scenario, k)
+        data = EvalData(scenario.target(forget, bundle.evaluation_pool, k), retain, bundle.test)
         t0 = time.perf_counter()
         retrain, _ = train_model(retain, spec, recipe, progress=False)
         rows = [{"method": "retrain", "seconds": time.perf_counter() - t0,
                  **evaluate(retrain, data, SEED, depth=True)}]
-        task = UnlearnTask(original, spec, recipe, forget, retain, bundle.third_party,
-                           scenario, k, seed=SEED)
+        task = UnlearnTask(original, spec, recipe, scenario.target(forget, bundle.third_party, k),
+                           retain, seed=SEED)
         t0 = time.perf_counter()
         unlearned = create_unlearner("dm")(task)
         rows.append({"method": "dm", "seconds": time.perf_counter() - t0,

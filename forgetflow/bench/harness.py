@@ -18,6 +18,7 @@ from forgetflow.core.data.sources import DataSourceError, load_source
 from forgetflow.core.data.tensors import DataBundle, ImageSet, materialize
 from forgetflow.core.forget import precision_recall
 from forgetflow.core.models import build_model
+from forgetflow.core.scenarios import ForgetTarget, scenario_named
 from forgetflow.core.training import (
     TrainConfig,
     load_checkpoint,
@@ -29,6 +30,9 @@ from forgetflow.core.triggers import TriggerError, TriggerSpec, carries_trigger,
 from forgetflow.core.unlearn import list_unlearners
 
 SCENARIOS = ("class", "random", "subject", "backdoor")
+# each bench case picks its forget rows its own way; what it then forgets is one scenario
+CASE_SCENARIO = {"class": "class", "random": "samples", "subject": "samples",
+                 "backdoor": "backdoor"}
 REFERENCE_RECIPE = TrainConfig(model="cnn", epochs=12, batch_size=128, lr=3e-3)
 MAX_EPSILON_MODELS = 64  # each needs one retrain and one unlearning run per method
 SANITY = ("identity", "logit_mask")
@@ -107,6 +111,12 @@ class BenchConfig:
     def report_seeds(self) -> list[int]:
         """Seeds 0..N-1 for reported numbers; tuning runs pass seed_offset >= 100."""
         return [self.seed_offset + i for i in range(self.seeds)]
+
+    def target(self, forget: ImageSet, pool: ImageSet) -> ForgetTarget:
+        """What this case's rows are to a method, the gate and the evaluation."""
+        trigger = TriggerSpec.from_dict(self.trigger) if self.trigger else None
+        scenario = scenario_named(CASE_SCENARIO[self.scenario])
+        return scenario.target(forget, pool, self.forget_class, trigger)
 
     def recipe(self, seed: int) -> TrainConfig:
         return TrainConfig(model=self.model, epochs=self.epochs,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from forgetflow.bench.gate_rows import bench_stage, gate_row, ladder
+from forgetflow.bench.gate_rows import gate_row, ladder
 from forgetflow.bench.harness import BenchConfig, SeedSetup, cached_train, log, setup_seed
 from forgetflow.bench.relearn_budget import load_budget
 from forgetflow.core.data.tensors import ImageSet
@@ -27,8 +27,8 @@ from forgetflow.core.epsilon import logit_confidence
 from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.training import spec_for
-from forgetflow.core.triggers import TriggerSpec
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
+from forgetflow.pipeline.batch import Stage
 
 FRESH_OFFSET = 500        # Retrain of the noise-floor row: recipe seed + 500
 EPS_SET_A = 10_000        # epsilon reference retrains: recipe seed 10_000 + k
@@ -74,20 +74,13 @@ def _train_role(cfg: BenchConfig, setup: SeedSetup, seed: int, role: str, k: int
     return cached_train(cfg, setup, retain, recipe_seed, "retrain")
 
 
-def _scenario(cfg: BenchConfig) -> str:
-    return "samples" if cfg.scenario in ("random", "subject") else cfg.scenario
-
-
 def _unlearn(job: Job, setup: SeedSetup, task_seed: int):
     """Run the job's method on the cached original; returns (model, seconds, report)."""
     cfg = job.cfg
     forget, retain = _sets(setup)
     original, _, _ = _train_role(cfg, setup, job.seed, "original")
-    trigger = TriggerSpec.from_dict(cfg.trigger) if cfg.trigger else None
-    scenario = _scenario(cfg)
-    task = UnlearnTask(original, spec_for(setup.bundle, cfg.model), cfg.recipe(job.seed), forget,
-                       retain, setup.bundle.third_party, scenario,
-                       cfg.forget_class if scenario == "class" else None, trigger, task_seed)
+    task = UnlearnTask(original, spec_for(setup.bundle, cfg.model), cfg.recipe(job.seed),
+                       cfg.target(forget, setup.bundle.third_party), retain, task_seed)
     unlearner = create_unlearner(job.method, **{**cfg.method_configs.get(job.method, {}),
                                                 **dict(job.overrides)})
     t0 = time.perf_counter()
@@ -100,10 +93,7 @@ def _unlearn(job: Job, setup: SeedSetup, task_seed: int):
 def eval_data(cfg: BenchConfig, setup: SeedSetup) -> EvalData:
     """Evaluation compares against the holdout split, never the reference part methods use."""
     forget, retain = _sets(setup)
-    scenario = _scenario(cfg)
-    trigger = TriggerSpec.from_dict(cfg.trigger) if cfg.trigger else None
-    return EvalData(forget, retain, setup.bundle.test, setup.bundle.evaluation_pool, scenario,
-                    cfg.forget_class if scenario == "class" else None, trigger)
+    return EvalData(cfg.target(forget, setup.bundle.evaluation_pool), retain, setup.bundle.test)
 
 
 def run_job(job: Job) -> dict:
@@ -154,9 +144,8 @@ def _gated(job: Job, setup: SeedSetup, model) -> dict:
     """gate_pass: the production gate (params.yaml `gate`, depth checks included) on this row."""
     forget, retain = _sets(setup)
     original, _, _ = _train_role(job.cfg, setup, job.seed, "original")
-    trigger = TriggerSpec.from_dict(job.cfg.trigger) if job.cfg.trigger else None
-    stage = bench_stage(_scenario(job.cfg), forget, setup.bundle.third_party,
-                        job.cfg.forget_class, trigger)
+    target = job.cfg.target(forget, setup.bundle.third_party)
+    stage = Stage(target.scenario.name, target)  # names the gate's records as a batch would
     return gate_row(model, original, stage, retain, setup.bundle.test,
                     setup.bundle.third_party, setup.bundle.holdout, job.seed)
 

@@ -9,8 +9,10 @@ Two attacks look underneath, each run identically on every method and on Retrain
   rows not shown; backdoor: ASR). Hidden knowledge comes back within a few steps; knowledge
   that was never there does not. Its budget (steps x shown samples) is calibrated on tuning
   seeds so that it separates the original from Retrain (forgetflow.bench.depth).
-- `probe_acc`: a linear probe on penultimate features. Class requests: forgotten class vs rest
-  on unseen (holdout) data; sample requests: forget samples vs holdout samples (membership).
+- `probe_acc` (the metric): a linear probe on penultimate features. Class requests:
+  forgotten class vs rest on unseen (holdout) data (`class_probe_acc`); sample requests: forget
+  samples vs holdout samples, membership (`membership_probe_acc`). Each scenario picks its
+  probe (forgetflow/core/scenarios).
 """
 
 from __future__ import annotations
@@ -76,20 +78,23 @@ def _probe_cv_accuracy(pos: np.ndarray, neg: np.ndarray, seed: int) -> float:
     return float(np.mean(scores))
 
 
-def probe_acc(model: torch.nn.Module, scenario: str, forget: ImageSet, holdout: ImageSet,
-              forget_class: int | None = None, seed: int = 0) -> float | None:
-    """Linear-probe accuracy on penultimate features (None for backdoors: a stamped patch is
-    linearly visible in any model's features, so the probe would say nothing about forgetting).
-    Class: forgotten class vs the rest, both from the holdout split (no model saw them).
-    Samples/subject: forget samples vs holdout samples, i.e. membership in the features."""
+def class_probe_acc(model: torch.nn.Module, holdout: ImageSet, forget_class: int,
+                    seed: int = 0) -> float:
+    """Linear-probe accuracy of the forgotten class vs the rest on penultimate features, both
+    read from the holdout split (no model saw those rows)."""
     final_linear(model)  # fail before any work on a model without the hook
-    if scenario == "backdoor":
-        return None
     feats = penultimate_features(model, holdout.images)
-    if scenario == "class":
-        is_k = holdout.labels.numpy() == forget_class
-        return _probe_cv_accuracy(feats[is_k], feats[~is_k], seed)
-    return _probe_cv_accuracy(penultimate_features(model, forget.images), feats, seed)
+    is_k = holdout.labels.numpy() == forget_class
+    return _probe_cv_accuracy(feats[is_k], feats[~is_k], seed)
+
+
+def membership_probe_acc(model: torch.nn.Module, forget: ImageSet, holdout: ImageSet,
+                         seed: int = 0) -> float:
+    """Linear-probe accuracy of forget rows vs holdout rows: membership in the features.
+    (Backdoors get no probe: a stamped patch is linearly visible in any model's features.)"""
+    final_linear(model)
+    return _probe_cv_accuracy(penultimate_features(model, forget.images),
+                              penultimate_features(model, holdout.images), seed)
 
 
 @dataclass(frozen=True)

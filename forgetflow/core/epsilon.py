@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from forgetflow.core.unlearn.dm_reference import confidence_logit
+from forgetflow.core.matching import confidence_logit
 
 DELTA = 1e-5
 BIN_WIDTH = 0.5

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from forgetflow.core.attacks import RelearnConfig, probe_acc, relearn_attack
+from forgetflow.core.attacks import RelearnConfig, relearn_attack
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.metrics import (
     accuracy,
@@ -19,47 +20,40 @@ from forgetflow.core.metrics import (
     predict_logits,
     true_class_confidence,
 )
-from forgetflow.core.triggers import TriggerSpec
+from forgetflow.core.scenarios import ForgetTarget
 
 
 @dataclass(frozen=True)
 class EvalData:
-    """The sets an evaluation reads; `forget` holds samples as trained on (poisoned labels).
-    `third_party` is the unseen data evaluation compares against: pass the *holdout* split
-    (never the reference part a method used), as the bench and the gate do. MIA non-members
-    are test samples (the SalUn protocol), which no method sees either."""
+    """The sets an evaluation reads. `target.forget` holds samples as trained on (poisoned
+    labels); `target.third_party` is the unseen data evaluation compares against: pass the
+    *holdout* split (never the reference part a method used), as the bench and the gate do.
+    MIA non-members are test samples (the SalUn protocol), which no method sees either."""
 
-    forget: ImageSet
+    target: ForgetTarget
     retain: ImageSet
     test: ImageSet
-    third_party: ImageSet
-    scenario: str
-    forget_class: int | None = None
-    trigger: TriggerSpec | None = None
+
+    @property
+    def forget(self) -> ImageSet:
+        return self.target.forget
 
     def third_party_reference(self) -> ImageSet:
-        """What forget samples should look like: same class for class requests, clean
-        non-target images for backdoors, all unseen samples otherwise."""
-        labels = self.third_party.labels.numpy()
-        if self.scenario == "class":
-            return self.third_party.where(labels == self.forget_class)
-        if self.scenario == "backdoor":
-            return self.third_party.where(labels != self.trigger.target)
-        return self.third_party
+        """What forget samples should look like (the scenario says: same class for class
+        requests, clean non-target images for backdoors, all unseen samples otherwise)."""
+        return self.target.scenario.reference(self.target, self.target.third_party)
 
 
 def depth_metrics(model, data: EvalData, seed: int = 0,
                   relearn: RelearnConfig | None = RelearnConfig()) -> dict[str, float | None]:
     """The attacks of forgetflow.core.attacks: relearn_acc (at budget `relearn`; None: not
     run) and probe_acc (None: n/a); backdoors add the clean test accuracy after relearning."""
-    trigger = data.trigger if data.scenario == "backdoor" else None
+    t = data.target
     res = None if relearn is None else relearn_attack(
-        model, data.forget, data.retain, data.test, trigger, seed, relearn,
-        data.forget_class if data.scenario == "class" else None)
+        model, t.forget, data.retain, data.test, t.trigger, seed, relearn, t.forget_class)
     out = {"relearn_acc": None if res is None else res.metric,
-           "probe_acc": probe_acc(model, data.scenario, data.forget, data.third_party,
-                                  data.forget_class, seed)}
-    if trigger is not None:
+           "probe_acc": t.scenario.probe(model, t, t.third_party, seed)}
+    if t.trigger is not None:
         out["relearn_clean_acc"] = None if res is None else res.clean_acc
     return out
 
@@ -80,8 +74,10 @@ def evaluate(model, data: EvalData, seed: int = 0, depth: bool = False,
         "test_acc_remaining": None,
         "asr": None,
     }
-    if data.scenario == "class":
-        keep = data.test.labels != data.forget_class
+    t = data.target
+    keep = t.scenario.kept_test(t, data.test.labels.numpy())
+    if keep is not None:
+        keep = torch.from_numpy(keep)
         row["test_acc_remaining"] = accuracy(lt[keep], data.test.labels[keep])
     row["mia_efficacy"] = mia_efficacy(
         true_class_confidence(lr, data.retain.labels),
@@ -92,14 +88,14 @@ def evaluate(model, data: EvalData, seed: int = 0, depth: bool = False,
     row["mia_loss_acc"] = mia_loss_acc(
         per_sample_loss(lf, data.forget.labels), per_sample_loss(lt, data.test.labels), seed
     )
-    use_labels = data.scenario != "backdoor"  # poisoned labels are not comparable to true ones
+    use_labels = t.scenario.labels_are_true  # poisoned labels are not comparable to true ones
     row["third_party_auc"] = None if not len(ref) else discriminator_auc(
         output_features(lf, data.forget.labels if use_labels else None),
         output_features(lu, ref.labels if use_labels else None),
         seed,
     )
-    if data.trigger is not None:
-        row["asr"] = attack_success_rate(model, data.test, data.trigger)
+    if t.trigger is not None:
+        row["asr"] = attack_success_rate(model, data.test, t.trigger)
     if depth:
         row.update(depth_metrics(model, data, seed, relearn))
     return {k: (None if v is None or np.isnan(v) else float(v)) for k, v in row.items()}

@@ -18,7 +18,7 @@ from forgetflow.core.forget import (
     select,
 )
 from forgetflow.core.ids import isin_ids
-from forgetflow.core.triggers import TriggerSpec
+from forgetflow.core.scenarios import BACKDOOR, CLASS, SAMPLES, ForgetTarget
 
 
 @dataclass
@@ -68,14 +68,10 @@ def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
 
 @dataclass(frozen=True)
 class Stage:
-    """One unlearning pass: a scenario, its forget rows and the unseen pool it matches."""
+    """One unlearning pass of a batch: its name in records and what it forgets."""
 
     name: str
-    scenario: str
-    forget: ImageSet
-    third_party: ImageSet
-    forget_class: int | None = None
-    trigger: TriggerSpec | None = None
+    target: ForgetTarget
 
 
 def concat(sets: list[ImageSet]) -> ImageSet:
@@ -116,17 +112,17 @@ def plan_stages(plan: BatchPlan, forget: ImageSet, third_party: ImageSet,
         if req.kind == "backdoor":
             mask = left & isin_ids(forget.ids, plan.train_ids_of[rid])
             if mask.any():
-                stages.append(Stage(f"backdoor-{rid}", "backdoor", forget.where(mask),
-                                    third_party, trigger=req.trigger))
+                stages.append(Stage(f"backdoor-{rid}", ForgetTarget(
+                    BACKDOOR, forget.where(mask), third_party, trigger=req.trigger)))
                 left &= ~mask
     classes = forgotten_classes(plan)
     for k in classes:
         mask = left & (forget.labels.numpy() == k)
         if mask.any():
-            stages.append(Stage(f"class-{k}", "class", forget.where(mask), third_party,
-                                forget_class=k))
+            stages.append(Stage(f"class-{k}", ForgetTarget(CLASS, forget.where(mask),
+                                                           third_party, forget_class=k)))
             left &= ~mask
     if left.any():
         pool = kept_third_party.where(~np.isin(kept_third_party.labels.numpy(), classes))
-        stages.append(Stage("samples", "samples", forget.where(left), pool))
+        stages.append(Stage("samples", ForgetTarget(SAMPLES, forget.where(left), pool)))
     return stages

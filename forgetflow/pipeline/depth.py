@@ -11,19 +11,9 @@ from forgetflow.core.attacks import ProbeError
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.depth_gate import (
     DepthResult,
-    backdoor_depth,
-    class_depth,
-    samples_depth,
 )
 from forgetflow.core.params import DepthGateParams
 from forgetflow.pipeline.batch import Stage
-
-WHAT = {
-    "relearn_gap": "forgotten rows relearn no faster than unseen rows",
-    "reimplant_gap": "the removed trigger re-implants no faster than a never-seen one",
-    "class_feature_drop": "the class is harder to read from the features than from the "
-                          "parent's, beyond the other classes",
-}
 
 
 def unseen_for(pool: ImageSet, holdout: ImageSet | None) -> ImageSet:
@@ -50,35 +40,22 @@ def _skipped(stage: str, kind: str, why: str, passed: bool = True) -> dict[str, 
 
 def stage_depth(model, parent, st: Stage, retain: ImageSet, test: ImageSet,
                 unseen: ImageSet, cfg: DepthGateParams, seed: int) -> dict[str, Any]:
-    """One stage's check. Too little data to test is recorded as not gated (with why); a
-    model whose features cannot be read fails a class check (fail closed)."""
-    kind = {"class": "class_feature_drop", "backdoor": "reimplant_gap"}.get(st.scenario,
-                                                                          "relearn_gap")
+    """One stage's check, as its scenario defines it. Too little data to test is recorded as
+    not gated (with why); a model whose features cannot be read fails (fail closed)."""
+    scenario = st.target.scenario
+    kind = scenario.depth_check_name
     try:
-        if st.scenario == "class":
-            res = class_depth(model, parent, st.forget_class, st.forget, retain, unseen, cfg,
-                              seed)
-            ok = res.value >= cfg.min_class_feature_drop
-            return _record(st.name, res, cfg.min_class_feature_drop, ok, "min", (
-                f"few-shot recall of class {st.forget_class} from the features: "
-                f"{res.forgotten:.1%} vs the parent's {res.control:.1%}; {WHAT[kind]}"))
-        if st.scenario == "backdoor":
-            res = backdoor_depth(model, st.trigger, unseen, retain, test, cfg, seed)
-            limit = cfg.max_reimplant_gap
-            note = (f"ASR after re-implanting: removed trigger {res.forgotten:.1%}, "
-                    f"never-seen control {res.control:.1%}; {WHAT[kind]}")
-        else:
-            res = samples_depth(model, st.forget, unseen, retain, cfg, seed)
-            limit = cfg.max_relearn_gap
-            note = (f"true-class confidence, the wider of before and after relearning: held "
-                    f"forgotten rows {res.forgotten:.3f}, held unseen rows {res.control:.3f} "
-                    f"({res.rows} rows); {WHAT[kind]}")
+        found = scenario.depth_check(model, parent, st.target, retain, test, unseen, cfg, seed)
     except ProbeError as exc:
         return _skipped(st.name, kind, f"failed closed: {exc}", passed=False)
     except ValueError as exc:
         return _skipped(st.name, kind, str(exc))
-    ok = res.value - cfg.noise_z * res.noise <= limit
-    return _record(st.name, res, limit, ok, "max", note)
+    res = found.result
+    if found.bound == "min":
+        ok = res.value >= found.limit
+    else:
+        ok = res.value - cfg.noise_z * res.noise <= found.limit
+    return _record(st.name, res, found.limit, ok, found.bound, found.note)
 
 
 def depth_checks(model, parent, stages: list[Stage], retain: ImageSet, test: ImageSet,
@@ -86,5 +63,5 @@ def depth_checks(model, parent, stages: list[Stage], retain: ImageSet, test: Ima
                  seed: int = 0) -> list[dict[str, Any]]:
     """Every stage's depth check, against the stage's unseen (holdout) data."""
     del third_party  # the stage carries its own pool; kept for a uniform gate signature
-    return [stage_depth(model, parent, st, retain, test, unseen_for(st.third_party, holdout),
-                        cfg, seed) for st in stages]
+    return [stage_depth(model, parent, st, retain, test,
+                        unseen_for(st.target.third_party, holdout), cfg, seed) for st in stages]

@@ -13,6 +13,7 @@ from forgetflow.core.evaluate import EvalData, evaluate
 from forgetflow.core.metrics import accuracy, predict_logits
 from forgetflow.core.params import EvalParams, GateParams
 from forgetflow.core.progress import progress_iter
+from forgetflow.core.scenarios import SAMPLES, ForgetTarget
 from forgetflow.pipeline.batch import Stage, concat
 from forgetflow.pipeline.depth import depth_checks, unseen_for
 
@@ -53,20 +54,21 @@ def evaluate_stages(model, stages: list[Stage], retain: ImageSet, test: ImageSet
     third_party = unseen_for(third_party, holdout)
     # a class forgotten in the same batch lands somewhere else by design: its stamped test
     # rows would count as attack successes, so a trigger is measured on the kept classes
-    forgotten = [s.forget_class for s in stages if s.forget_class is not None]
+    forgotten = [s.target.forget_class for s in stages if s.target.forget_class is not None]
     per_stage = {}
     for st in progress_iter(stages, "evaluate"):
+        t = st.target
         per_stage[st.name] = evaluate(model, EvalData(
-            st.forget, retain, kept_test(test, forgotten) if st.trigger is not None else test,
-            unseen_for(st.third_party, holdout), st.scenario, st.forget_class, st.trigger
-        ), seed, depth=caps.depth)
+            t.with_pool(unseen_for(t.third_party, holdout)), retain,
+            kept_test(test, forgotten) if t.trigger is not None else test), seed,
+            depth=caps.depth)
     if len(stages) == 1:
         return per_stage[stages[0].name], per_stage
-    trigger = next((s.trigger for s in stages if s.trigger is not None), None)
-    overall = evaluate(model, EvalData(concat([s.forget for s in stages]), retain, test,
-                                       third_party, "samples", None, trigger), seed)
-    if trigger is not None:
-        overall["asr"] = per_stage[next(s.name for s in stages if s.trigger is not None)]["asr"]
+    every_row = ForgetTarget(SAMPLES, concat([s.target.forget for s in stages]), third_party)
+    overall = evaluate(model, EvalData(every_row, retain, test), seed)
+    backdoor = next((s.name for s in stages if s.target.trigger is not None), None)
+    if backdoor is not None:  # measured on the kept classes, as in the stage
+        overall["asr"] = per_stage[backdoor]["asr"]
     return overall, per_stage
 
 
@@ -81,18 +83,14 @@ def decide(per_stage: dict[str, dict], stages: list[Stage], parent_acc: float, n
                        "note": note})
 
     for st in stages:
-        m = per_stage[st.name]
-        if st.scenario == "class":
-            check(f"{st.name}: forget_acc", m["forget_acc"], gate.max_forget_acc_class)
-        elif st.scenario == "backdoor":
-            check(f"{st.name}: asr", m["asr"], gate.max_asr)
-        elif len(st.forget) >= gate.min_auc_samples:
-            check(f"{st.name}: third_party_auc", m["third_party_auc"], gate.max_third_party_auc)
+        out = st.target.scenario.output_check(st.target, gate)
+        value = per_stage[st.name][out.metric]
+        if not out.not_gated:
+            check(f"{st.name}: {out.metric}", value, out.limit)
         else:
-            checks.append({"check": f"{st.name}: third_party_auc", "value": m["third_party_auc"],
-                           "max": gate.max_third_party_auc, "passed": True,
-                           "note": f"not gated: {len(st.forget)} samples < min_auc_samples "
-                                   f"({gate.min_auc_samples}), the AUC has no power"})
+            checks.append({"check": f"{st.name}: {out.metric}", "value": value,
+                           "max": out.limit, "passed": True,
+                           "note": f"not gated: {out.not_gated}"})
     check("test_acc_drop", parent_acc - new_acc, gate.max_test_acc_drop,
           "parent minus new accuracy on test rows of the remaining classes")
     return checks

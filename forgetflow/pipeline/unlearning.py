@@ -30,12 +30,10 @@ def unlearn(method: str, config: dict[str, Any], parent: Classifier, spec: Model
     started = time.perf_counter()
     model, reports = parent, {}
     runs = stages if create_unlearner(method, **config).per_stage else [
-        Stage("all", stages[0].scenario, concat([s.forget for s in stages]),
-              stages[0].third_party, stages[0].forget_class, stages[0].trigger)]
+        Stage("all", stages[0].target.with_rows(concat([s.target.forget for s in stages])))]
     for st in runs:
         unlearner = create_unlearner(method, **config)
-        task = UnlearnTask(model, spec, recipe, st.forget, retain, st.third_party, st.scenario,
-                           st.forget_class, st.trigger, seed)
+        task = UnlearnTask(model, spec, recipe, st.target, retain, seed)
         model = unlearner(task)
         reports[st.name] = dict(getattr(unlearner, "report", {}) or {})
     return UnlearnOutcome(model, method, config, time.perf_counter() - started, reports)

@@ -62,8 +62,8 @@ def forget_rows(stages: list[Stage]) -> ImageSet:
     its rows would swamp the curves), else the whole forget set."""
     from forgetflow.pipeline.batch import concat
 
-    plain = [s.forget for s in stages if s.scenario not in ("class", "backdoor")]
-    return concat(plain or [s.forget for s in stages])
+    plain = [s.target.forget for s in stages if s.target.scenario.hides_membership]
+    return concat(plain or [s.target.forget for s in stages])
 
 
 def build_batch_figures(parent: torch.nn.Module, model: torch.nn.Module, stages: list[Stage],
@@ -88,7 +88,7 @@ def build_batch_figures(parent: torch.nn.Module, model: torch.nn.Module, stages:
     }
     if forgotten:
         out["class_accuracy"] = class_accuracy(parent, model, bundle, forgotten)
-    trigger = next((s.trigger for s in stages if s.trigger is not None), None)
+    trigger = next((s.target.trigger for s in stages if s.target.trigger is not None), None)
     if trigger is not None:
         out["backdoor"] = backdoor(parent, model, bundle.test, trigger)
     depth = [c for c in checks or [] if c.get("evidence")]

@@ -16,6 +16,7 @@ from forgetflow.core.depth_gate import (
 )
 from forgetflow.core.models import build_model
 from forgetflow.core.params import DepthGateParams, GateParams
+from forgetflow.core.scenarios import SAMPLES, ForgetTarget
 from forgetflow.core.triggers import TriggerSpec
 from forgetflow.pipeline.depth import _record, stage_depth
 from forgetflow.pipeline.lineage import threshold_text
@@ -92,8 +93,8 @@ def test_too_small_forget_set_is_recorded_as_not_gated() -> None:
 
     model = build_model("cnn", 1, 10, 28, [0.5], [0.5])
     tiny = _images(12, np.arange(12) % 10)
-    st = Stage("samples", "samples", tiny, _images(100, np.arange(100) % 10, 1))
+    st = Stage("samples", ForgetTarget(SAMPLES, tiny, _images(100, np.arange(100) % 10, 1)))
     rec = stage_depth(model, model, st, _images(50, np.arange(50) % 10, 2),
-                      _images(50, np.arange(50) % 10, 3), st.third_party,
+                      _images(50, np.arange(50) % 10, 3), st.target.third_party,
                       GateParams().depth, 0)
     assert rec["passed"] and rec["value"] is None and "not gated" in rec["note"]

@@ -24,6 +24,7 @@ from forgetflow.core.metrics import (
     predict_logits,
     true_class_confidence,
 )
+from forgetflow.core.scenarios import scenario_named
 from forgetflow.core.triggers import TriggerSpec, stamp
 
 
@@ -225,8 +226,8 @@ def toy_eval_data(scenario: str, **kw) -> EvalData:
         ids = np.asarray([f"t:train:{offset + i}" for i in range(n)], dtype=object)
         return ImageSet(imgs, labels, ids)
 
-    return EvalData(block(60, 0), block(200, 100), block(200, 400), block(120, 700),
-                    scenario, **kw)
+    forget, retain, test, unseen = block(60, 0), block(200, 100), block(200, 400), block(120, 700)
+    return EvalData(scenario_named(scenario).target(forget, unseen, **kw), retain, test)
 
 
 class Mean(nn.Module):

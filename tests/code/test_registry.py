@@ -10,6 +10,7 @@ import torch
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.metrics import predict_logits
 from forgetflow.core.models import Classifier
+from forgetflow.core.scenarios import BACKDOOR, CLASS, SAMPLES, ForgetTarget
 from forgetflow.core.training import ModelSpec, TrainConfig, spec_for, train_model
 from forgetflow.core.triggers import TriggerSpec, poison
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner, list_unlearners
@@ -53,16 +54,18 @@ def tasks(tiny: tuple[ImageSet, ImageSet, ModelSpec]) -> dict[str, UnlearnTask]:
     mask = np.zeros(len(train), dtype=bool)
     mask[rng.choice(len(train), N_FORGET, replace=False)] = True
     model, _ = train_model(train, spec, RECIPE, progress=False)
-    out["samples"] = UnlearnTask(model, spec, RECIPE, train.where(mask), train.where(~mask),
-                                 third, scenario="samples")
+    out["samples"] = UnlearnTask(model, spec, RECIPE, ForgetTarget(SAMPLES, train.where(mask),
+                                                                   third), train.where(~mask))
     cls = train.labels.numpy() == 3
-    out["class"] = UnlearnTask(model, spec, RECIPE, train.where(cls), train.where(~cls), third,
-                               scenario="class", forget_class=3)
+    out["class"] = UnlearnTask(model, spec, RECIPE, ForgetTarget(CLASS, train.where(cls), third,
+                                                                 forget_class=3),
+                               train.where(~cls))
     poisoned, ids = poison(train, TRIGGER, rate=N_FORGET / N_TRAIN, seed=0)
     bd_model, _ = train_model(poisoned, spec, RECIPE, progress=False)
     bd = np.isin(poisoned.ids, ids)
-    out["backdoor"] = UnlearnTask(bd_model, spec, RECIPE, poisoned.where(bd),
-                                  poisoned.where(~bd), third, scenario="backdoor", trigger=TRIGGER)
+    out["backdoor"] = UnlearnTask(bd_model, spec, RECIPE,
+                                  ForgetTarget(BACKDOOR, poisoned.where(bd), third,
+                                               trigger=TRIGGER), poisoned.where(~bd))
     return out
 
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from forgetflow.core.data.tensors import DataBundle
+from forgetflow.core.scenarios import BACKDOOR, CLASS, SAMPLES, ForgetTarget
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.triggers import TriggerSpec, stamp
 from forgetflow.pipeline.batch import Stage
@@ -41,12 +42,12 @@ def models(digits_bundle: DataBundle):
 def stages_of(bundle: DataBundle, trigger: TriggerSpec) -> list[Stage]:
     train = bundle.train
     labels = train.labels.numpy()
-    return [Stage("backdoor-1", "backdoor", train.take(np.arange(0, 20)), bundle.third_party,
-                  trigger=trigger),
-            Stage("class-3", "class", train.where(labels == 3), bundle.third_party,
-                  forget_class=3),
-            Stage("samples", "samples", train.take(np.flatnonzero(labels != 3)[20:80]),
-                  bundle.third_party)]
+    pool = bundle.third_party
+    return [Stage("backdoor-1", ForgetTarget(BACKDOOR, train.take(np.arange(0, 20)), pool,
+                                             trigger=trigger)),
+            Stage("class-3", ForgetTarget(CLASS, train.where(labels == 3), pool, forget_class=3)),
+            Stage("samples", ForgetTarget(SAMPLES, train.take(np.flatnonzero(labels != 3)[20:80]),
+                                          pool))]
 
 
 def test_every_applicable_figure_is_drawn(digits_bundle: DataBundle, models) -> None:
@@ -77,8 +78,9 @@ def test_the_gate_depth_checks_get_a_figure(digits_bundle: DataBundle, models) -
 
 def test_curves_compare_sample_rows_not_class_rows(digits_bundle: DataBundle) -> None:
     stages = stages_of(digits_bundle, TriggerSpec(size=3, target=0))
-    assert set(forget_rows(stages).ids.tolist()) == set(stages[2].forget.ids.tolist())
-    assert len(forget_rows(stages[:2])) == len(stages[0].forget) + len(stages[1].forget)
+    assert set(forget_rows(stages).ids.tolist()) == set(stages[2].target.forget.ids.tolist())
+    assert len(forget_rows(stages[:2])) == (len(stages[0].target.forget)
+                                            + len(stages[1].target.forget))
     kept = kept_classes(digits_bundle.test, [3])
     assert 3 not in set(kept.labels.tolist())
     assert len(kept) == int((digits_bundle.test.labels != 3).sum())

@@ -8,6 +8,7 @@ import torch
 
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.scenarios import CLASS, ForgetTarget
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 
@@ -24,9 +25,9 @@ def class_task(digits_bundle: DataBundle) -> UnlearnTask:
     spec = spec_for(digits_bundle, "cnn")
     model, _ = train_model(digits_bundle.train, spec, RECIPE, progress=False)
     forget = digits_bundle.train.labels.numpy() == FORGET_CLASS
-    return UnlearnTask(model, spec, RECIPE, digits_bundle.train.where(forget),
-                       digits_bundle.train.where(~forget), digits_bundle.third_party,
-                       scenario="class", forget_class=FORGET_CLASS)
+    target = ForgetTarget(CLASS, digits_bundle.train.where(forget), digits_bundle.third_party,
+                          forget_class=FORGET_CLASS)
+    return UnlearnTask(model, spec, RECIPE, target, digits_bundle.train.where(~forget))
 
 
 def test_class_retrain_never_predicts_the_forgotten_class(class_task: UnlearnTask,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from forgetflow.core.data.tensors import DataBundle, to_float
+from forgetflow.core.scenarios import CLASS, ForgetTarget
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 
 pytestmark = pytest.mark.slow
@@ -55,8 +56,8 @@ def test_retrain_unlearner_on_two_processes(digits_bundle: DataBundle,
     spec = spec_for(digits_bundle, "cnn")
     recipe = TrainConfig(model="cnn", epochs=1, batch_size=64, lr=3e-3, seed=5)
     original, _ = train_model(train, spec, recipe, progress=False)
-    task = UnlearnTask(original, spec, recipe, train.where(forget_mask),
-                       train.where(~forget_mask), digits_bundle.third_party, "class", 1)
+    target = ForgetTarget(CLASS, train.where(forget_mask), digits_bundle.third_party, 1)
+    task = UnlearnTask(original, spec, recipe, target, train.where(~forget_mask))
     monkeypatch.setenv("FORGETFLOW_NPROC", "1")
     single = create_unlearner("retrain")(task)
     monkeypatch.setenv("FORGETFLOW_NPROC", "2")

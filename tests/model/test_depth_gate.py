@@ -9,6 +9,7 @@ import pytest
 
 from forgetflow.core.data.tensors import DataBundle
 from forgetflow.core.params import GateParams
+from forgetflow.core.scenarios import scenario_named
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 from forgetflow.pipeline.batch import Stage
@@ -46,12 +47,12 @@ def _gate(bundle: DataBundle, original, retrained, method: str, scenario: str):
     mask = _mask(bundle, scenario)
     forget, retain = bundle.train.where(mask), bundle.train.where(~mask)
     k = CLASS if scenario == "class" else None
+    target = scenario_named(scenario).target(forget, bundle.third_party, k)
     if method == "retrain":
         unlearned = retrained[scenario]
     else:
-        task = UnlearnTask(model, spec, RECIPE, forget, retain, bundle.third_party, scenario, k)
-        unlearned = create_unlearner(method)(task)
-    stage = Stage(scenario, scenario, forget, bundle.third_party, k)
+        unlearned = create_unlearner(method)(UnlearnTask(model, spec, RECIPE, target, retain))
+    stage = Stage(scenario, target)
     # the tiny bundle's holdout has ~15 images a class: the reference pool joins it as unseen
     return run_gate(unlearned, model, [stage], retain, bundle.test, bundle.third_party,
                     [k] if k is not None else [], GATE, seed=0, holdout=None)

@@ -9,6 +9,7 @@ import torch
 
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.metrics import accuracy, attack_success_rate, predict_logits
+from forgetflow.core.scenarios import scenario_named
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.triggers import TriggerSpec, poison
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
@@ -28,10 +29,10 @@ def clean_original(tiny_fmnist_bundle: DataBundle):
 
 
 def _task(bundle: DataBundle, model, spec, forget_mask: np.ndarray, train: ImageSet | None = None,
-          **kw) -> UnlearnTask:
+          scenario: str = "samples", **kw) -> UnlearnTask:
     train = train or bundle.train
-    return UnlearnTask(model, spec, RECIPE, train.where(forget_mask), train.where(~forget_mask),
-                       bundle.third_party, **kw)
+    target = scenario_named(scenario).target(train.where(forget_mask), bundle.third_party, **kw)
+    return UnlearnTask(model, spec, RECIPE, target, train.where(~forget_mask))
 
 
 def test_dm_forgets_a_class_while_other_classes_hold(tiny_fmnist_bundle, clean_original):

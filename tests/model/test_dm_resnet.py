@@ -11,6 +11,7 @@ import torch
 from forgetflow.core.attacks import RelearnConfig, relearn_curve
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.scenarios import CLASS, ForgetTarget
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
 
@@ -31,8 +32,8 @@ def class_setting(tiny_fmnist_bundle: DataBundle):
     mask = bundle.train.labels.numpy() == K
     original, _ = train_model(bundle.train, spec, RECIPE, progress=False)
     retrain, _ = train_model(bundle.train.where(~mask), spec, RECIPE, progress=False)
-    task = UnlearnTask(original, spec, RECIPE, bundle.train.where(mask),
-                       bundle.train.where(~mask), bundle.third_party, "class", K)
+    target = ForgetTarget(CLASS, bundle.train.where(mask), bundle.third_party, K)
+    task = UnlearnTask(original, spec, RECIPE, target, bundle.train.where(~mask))
     unlearner = create_unlearner("dm")
     return bundle, task, retrain, unlearner(task), unlearner.report
 

@@ -10,40 +10,50 @@ import torch
 
 from forgetflow.core.data.tensors import ImageSet
 from forgetflow.core.models import Classifier
+from forgetflow.core.scenarios import ForgetTarget, Scenario
 from forgetflow.core.training import ModelSpec, TrainConfig
 from forgetflow.core.triggers import TriggerSpec
-
-SCENARIOS = ("samples", "class", "backdoor")
 
 
 @dataclass
 class UnlearnTask:
-    """Everything a method may use. `forget` holds the samples exactly as they were trained on
-    (for backdoors: the stamped images with their poisoned labels)."""
+    """Everything a method may use. `target.forget` holds the samples exactly as they were
+    trained on (for backdoors: the stamped images with their poisoned labels); its scenario
+    supplies every scenario-specific rule a method needs (forgetflow/core/scenarios)."""
 
     model: Classifier
     spec: ModelSpec
     train_config: TrainConfig
-    forget: ImageSet
+    target: ForgetTarget
     retain: ImageSet
-    third_party: ImageSet
-    scenario: str = "samples"
-    forget_class: int | None = None
-    trigger: TriggerSpec | None = None
     seed: int = 0
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
-        if len(self.forget) == 0:
+        if len(self.target.forget) == 0:
             raise ValueError("the forget set is empty")
         if len(self.retain) == 0:
             raise ValueError("the forget set covers the whole training set: nothing to retain")
-        if self.scenario == "class" and self.forget_class is None:
-            raise ValueError("class scenario needs forget_class")
-        if self.scenario == "backdoor" and self.trigger is None:
-            raise ValueError("backdoor scenario needs a trigger")
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.target.scenario
+
+    @property
+    def forget(self) -> ImageSet:
+        return self.target.forget
+
+    @property
+    def third_party(self) -> ImageSet:
+        return self.target.third_party
+
+    @property
+    def forget_class(self) -> int | None:
+        return self.target.forget_class
+
+    @property
+    def trigger(self) -> TriggerSpec | None:
+        return self.target.trigger
 
     def fresh_copy(self) -> Classifier:
         """A trainable copy of the original; methods never mutate the caller's model."""

@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from forgetflow.core.matching import MatchTargets
 from forgetflow.core.models import Classifier
 from forgetflow.core.progress import progress_bar
 from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
 from forgetflow.core.unlearn.common import amp, resolve_config
-from forgetflow.core.unlearn.dm_reference import MatchTargets, build_targets, stop_statistic
+from forgetflow.core.unlearn.dm_reference import build_targets, stop_statistic
 from forgetflow.core.unlearn.dm_streams import CHUNK, Encoder, Streams, build_streams
 from forgetflow.core.unlearn.dm_trainable import (
     Split,
@@ -175,7 +176,5 @@ class SparseDistributionMatching(DistributionMatching):
 
 
 def _anchor_set(task: UnlearnTask):
-    """Third-party data whose behaviour must not change: without the forgotten class."""
-    if task.scenario == "class":
-        return task.third_party.where(task.third_party.labels.numpy() != task.forget_class)
-    return task.third_party
+    """Third-party data whose behaviour must not change (the scenario says which)."""
+    return task.scenario.anchor(task.target)

@@ -98,7 +98,7 @@ def build_streams(task, encoder: Encoder, original_net: torch.nn.Module, anchor:
     anchor = subsample(anchor, anchor_pool, task.seed + 1)
     anchor_p = encoder.pool(anchor.images, anchor.labels)
     stamped = None
-    if task.scenario == "backdoor":
+    if task.trigger is not None:
         stamped = encoder.pool(stamp(anchor.images, task.trigger), anchor.labels)
     return Streams(
         forget=encoder.pool(task.forget.images, task.forget.labels),

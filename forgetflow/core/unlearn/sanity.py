@@ -30,7 +30,7 @@ class LogitMask(Unlearner):
     """Hide a forgotten class in the output layer; same architecture, no training."""
 
     def unlearn(self, task: UnlearnTask) -> Classifier:
-        if task.scenario != "class":
+        if task.forget_class is None:
             raise ValueError("logit_mask applies to class requests only "
                              f"(scenario {task.scenario!r})")
         model = task.fresh_copy()

@@ -75,11 +75,7 @@ def rewind_target(task: UnlearnTask, original: Classifier) -> float | None:
     """The forget error a model that never saw the forget set would have: 1 for a forgotten
     class; for samples, the original's error on reference third-party data (unseen by it);
     None for backdoors (no rewind: the poisoned labels make error meaningless)."""
-    if task.scenario == "class":
-        return 1.0
-    if task.scenario == "backdoor" or not len(task.third_party):
-        return None
-    return _error(original, task.third_party)
+    return task.scenario.rewind_target(task.target, lambda data: _error(original, data))
 
 
 @register_unlearner("scrub")

@@ -79,9 +79,39 @@ def test_compose_environment_is_read_by_the_code() -> None:
             doc["services"]["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]]
     used = {u.rsplit("/", 1)[1] for u in urls if u.startswith("postgresql")}
     assert used == {"forgetflow", "mlflow", "prefect"} and used <= databases
-    s3 = json.loads((INFRA / "seaweedfs" / "s3.json").read_text())
-    assert env["AWS_ACCESS_KEY_ID"].endswith(
-        s3["identities"][0]["credentials"][0]["accessKey"] + "}")
+    s3 = json.loads((INFRA / "seaweedfs" / "s3.json.template").read_text())
+    keys = s3["identities"][0]["credentials"][0]
+    s3_env = doc["services"]["s3"]["environment"]
+    for placeholder in keys.values():  # filled from the same .env values the clients read
+        name = placeholder.strip("@")
+        assert s3_env[name] == env[name] and placeholder in doc["services"]["s3"]["command"][0]
+
+
+def test_compose_takes_every_credential_from_env_and_listens_on_localhost() -> None:
+    text = (INFRA / "compose.yaml").read_text()
+    for name in ("POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        uses = re.findall(r"\$\{" + name + r"(:[?-])?[^}]*\}", text)
+        assert uses and set(uses) == {":?"}, f"{name}: required, never defaulted"
+        assert f"{name}=" in (INFRA / ".env.example").read_text()
+    for name, svc in compose()["services"].items():
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert "/infra/.env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert not (INFRA / "seaweedfs" / "s3.json").exists()
+
+
+def test_k8s_credentials_come_from_a_secret_not_job_variables() -> None:
+    """Job variables are stored in Prefect's database and shown in its UI."""
+    doc = yaml.safe_load((INFRA / "k8s" / "prefect.yaml").read_text())
+    secretish = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|DB_URL|TOKEN", re.I)
+    for deployment in doc["deployments"]:
+        env = deployment["work_pool"]["job_variables"].get("env", {})
+        assert not [k for k in env if secretish.search(k)], deployment["name"]
+    template = json.loads((INFRA / "k8s" / "gpu-job-template.json").read_text())
+    container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+        "containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "{{ secret_name }}"}}]
+    assert template["variables"]["properties"]["secret_name"]["default"]
 
 
 def test_gpu_worker_reserves_a_gpu() -> None:

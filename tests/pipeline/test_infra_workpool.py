@@ -5,6 +5,7 @@ and prefect-kubernetes renders each deployment into a Job asking for one NVIDIA 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ from prefectserver import PrefectServer, cli_env, run_prefect
 pytestmark = pytest.mark.slow
 POOL = "forgetflow-k8s-gpu"
 DEPLOY_ENV = {"FORGETFLOW_IMAGE": "registry.test/forgetflow:gpu",
-              "FORGETFLOW_DB_URL": "postgresql+psycopg://u@db/forgetflow",
               "MLFLOW_TRACKING_URI": "http://mlflow:5000",
               "MLFLOW_S3_ENDPOINT_URL": "http://s3:8333",
-              "FORGETFLOW_S3_URL": "s3://forgetflow/prod",
-              "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}
+              "FORGETFLOW_S3_URL": "s3://forgetflow/prod"}
+# set in the deploying shell too: none of them may reach a deployment's job variables
+CREDENTIALS = {"FORGETFLOW_DB_URL": "postgresql+psycopg://u:pw-in-shell@db/forgetflow",
+               "AWS_ACCESS_KEY_ID": "key-in-shell", "AWS_SECRET_ACCESS_KEY": "secret-in-shell"}
 
 
 async def rendered_jobs(api: str) -> dict[str, dict]:
@@ -38,7 +40,7 @@ async def rendered_jobs(api: str) -> dict[str, dict]:
 
 def test_gpu_work_pool_and_deployments(prefect_pg_server: PrefectServer, tmp_path: Path) -> None:
     env = cli_env({"PREFECT_API_URL": prefect_pg_server.api_url,
-                   "PREFECT_HOME": str(tmp_path / "prefect"), **DEPLOY_ENV})
+                   "PREFECT_HOME": str(tmp_path / "prefect"), **DEPLOY_ENV, **CREDENTIALS})
     run_prefect(env, "work-pool", "create", POOL, "--type", "kubernetes", "--base-job-template",
             "infra/k8s/gpu-job-template.json")
     assert "nvidia.com/gpu" in run_prefect(env, "work-pool", "inspect", POOL)
@@ -55,4 +57,7 @@ def test_gpu_work_pool_and_deployments(prefect_pg_server: PrefectServer, tmp_pat
         assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "forgetflow-workspace"
         env = container["env"]  # a mapping until the worker prepares the flow run
         env = env if isinstance(env, dict) else {e["name"]: e["value"] for e in env}
-        assert env["FORGETFLOW_DB_URL"] == DEPLOY_ENV["FORGETFLOW_DB_URL"]
+        assert env["MLFLOW_TRACKING_URI"] == DEPLOY_ENV["MLFLOW_TRACKING_URI"]
+        assert not set(env) & set(CREDENTIALS)  # they come from the Secret:
+        assert container["envFrom"] == [{"secretRef": {"name": "forgetflow-secrets"}}]
+        assert not any(v in json.dumps(manifest) for v in CREDENTIALS.values())

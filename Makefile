@@ -28,7 +28,7 @@ run: setup  ## the end-to-end demo on the embedded default workspace, then its a
 
 test: setup  ## the whole suite (code, data, model tiers; slow tests included)
 	scripts/system-deps check
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: setup
 	scripts/system-deps check

@@ -21,7 +21,7 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import Params
 from forgetflow.pipeline.receipt_check import verify_receipt
 from forgetflow.pipeline.serving import data_number, serving_refs
-from forgetflow.pipeline.sla import overdue
+from forgetflow.pipeline.sla import OverdueRequests, overdue
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,19 @@ def audit(ws: Workspace, params: Params, name: str | None = None,
             "violations": [asdict(v) for v in violations],
             "checked": {"requests": len(requests), "done": len(done),
                         "versions": len(versions), "serving_aliases": aliases}}
+
+
+def end_of_run_checks(ws: Workspace, ledger: Ledger, params: Params, name: str,
+                      result: dict[str, Any]) -> dict[str, Any]:
+    """What ends every `process` run: the compliance scan (without re-verifying receipts),
+    then due dates. A violated invariant fails the run loudly, and it ends failed while any
+    request is past its due date (sla.days), so the orchestrator's failure notifications
+    reach someone; the result rides on the error."""
+    scan = audit(ws, params, name, verify_receipts=False, sla=False)
+    if not scan["clean"]:
+        raise AuditFailed("; ".join(f"{v['invariant']}: {v['detail']}"
+                                    for v in scan["violations"]))
+    late = [r.id for r in overdue(ledger, params.sla, name)]
+    if late:
+        raise OverdueRequests(late, result)
+    return result

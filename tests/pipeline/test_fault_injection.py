@@ -97,6 +97,7 @@ def test_killed_batch_resumes_exactly_once(point: str, outcomes: dict) -> None:
 def test_fault_points_are_the_marked_step_boundaries() -> None:
     """POINTS lists exactly the boundaries the code marks (none stale, none missing)."""
     sources = "".join(p.read_text() for p in [
-        *(ROOT / "flows").glob("*.py"), *(ROOT / "forgetflow").rglob("*.py")])
+        *(ROOT / "flows").glob("*.py"), *(ROOT / "tasks").glob("*.py"),
+        *(ROOT / "forgetflow").rglob("*.py")])
     marked = set(re.findall(r'(?:lease\.step|fault_point)\("([a-z-]+)"\)', sources))
     assert marked == set(POINTS) and len(POINTS) >= 20

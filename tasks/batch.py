@@ -55,7 +55,7 @@ class BatchRun:
 @task(name="record-parent", **STEP)
 def record_parent(run: BatchRun) -> None:
     """1. The parent model (champion, or a newer challenger), recorded so a resume reuses it."""
-    run.lease.step("claimed")
+    run.lease.step("claimed")  # the fence (and a step boundary), before any write
     o, s = run.opened, run.state
     with run.watch.lap("load_parent"):
         s["parent_ref"], s["parent"], s["spec"], s["recipe"] = load_parent(
@@ -72,6 +72,7 @@ def record_parent(run: BatchRun) -> None:
 def plan_requests(run: BatchRun) -> bool:
     """2. Each request's rows in the planning data version; refuse what cannot be honoured.
     False: nothing was accepted and the batch is closed as rejected."""
+    run.lease.check()  # the fence, before this step writes anything
     s, batch_id = run.state, run.opened.batch_id
     with run.watch.lap("load_data"):
         s["base"], s["base_bundle"], manifest = load_data(planning_base(batch_id))
@@ -95,6 +96,7 @@ def plan_requests(run: BatchRun) -> bool:
 @task(name="commit-data-version", **STEP)
 def commit_data(run: BatchRun) -> None:
     """3. The next data version without the dropped rows (once), and the forget set."""
+    run.lease.check()  # the fence, before this step writes anything
     s, plan = run.state, run.state["plan"]
     accepted = sorted(plan.accepted)
     with run.watch.lap("data_version"):
@@ -118,6 +120,7 @@ def commit_data(run: BatchRun) -> None:
 def unlearn_and_gate(run: BatchRun) -> None:
     """4-5. Each rung of `unlearn.escalation` in turn until one passes the gate; the
     decisions are recorded before anything is registered."""
+    run.lease.check()  # the fence, before this step writes anything
     s, p = run.state, run.params
     decisions: list[dict[str, Any]] = []
     for method, config in p.unlearn.attempts():
@@ -149,6 +152,7 @@ def unlearn_and_gate(run: BatchRun) -> None:
 @task(name="register-batch-model", **STEP)
 def register(run: BatchRun) -> None:
     """6. Exactly one model version per batch, with lineage tags back to its requests."""
+    run.lease.check()  # the fence, before this step writes anything
     s, o = run.state, run.opened
     repo = DataRepo(Workspace.from_env())
     tags = lineage.unlearned_tags(
@@ -182,6 +186,7 @@ def registered_before(run: BatchRun) -> bool:
 @task(name="record-model-version", **STEP)
 def record_model(run: BatchRun) -> None:
     """The version in the ledger, then `challenger` on it if it passed the gate."""
+    run.lease.check()  # the fence, before this step writes anything
     s, ref = run.state, run.state["ref"]
     run.ledger.update_batch(run.opened.batch_id, owner=run.owner, model_version=ref.version)
     run.lease.step("model-recorded")
@@ -196,6 +201,7 @@ def record_model(run: BatchRun) -> None:
 @task(name="publish-batch-report", **STEP)
 def publish(run: BatchRun) -> None:
     """7. Figures on the version's run, and the batch's markdown artifact."""
+    run.lease.check()  # the fence, before this step writes anything
     s, batch_id = run.state, run.opened.batch_id
     with run.watch.lap("figures"):
         figures_md = batch_figures(s["ref"].run_id, s["parent"], s["model"], s["stages"],
@@ -214,6 +220,7 @@ def close(run: BatchRun) -> None:
     """Close the batch and its requests in one transaction: `unlearned` (with any earlier
     gate-failed request this version covers too; `done` waits for the serving aliases), or
     `failed` naming the failed checks."""
+    run.lease.check()  # the fence, before this step writes anything
     s, name, batch_id = run.state, run.opened.model_name, run.opened.batch_id
     verdict, version = s["verdict"], s["version"]
     timings = run.batch["timings"] = run.watch.report(s["compute"])

@@ -51,9 +51,13 @@ class Lease:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def step(self, name: str) -> None:
-        """A step boundary: the lease must still be ours; the fault setting may kill here."""
+    def check(self) -> None:
+        """The fence: raise LeaseLost unless the lease is still ours."""
         if self._lost.is_set():
             raise LeaseLost(f"batch {self.batch_id}: lease lost (taken over, or the ledger "
                             "could not be reached to renew it)")
+
+    def step(self, name: str) -> None:
+        """A step boundary: the lease must still be ours; the fault setting may kill here."""
+        self.check()
         fault_point(name)

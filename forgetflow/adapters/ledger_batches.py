@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +59,17 @@ def pending_query(model_name: str, limit: int) -> Select:
             .order_by(RequestRow.id).limit(limit))
 
 
+def db_now(s: Session) -> datetime:
+    """The database's clock, in UTC: leases are set and expire by it, so a worker whose own
+    clock runs ahead cannot take over a live batch, nor one running behind keep a dead one."""
+    if s.get_bind().dialect.name == "sqlite":  # text, UTC, to the millisecond
+        value = datetime.fromisoformat(s.execute(
+            select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one())
+    else:
+        value = s.execute(select(func.current_timestamp())).scalar_one()
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def expired_query(model_name: str, now: datetime) -> Select:
     """A live batch whose lease ran out (index ix_batches_model_status_lease)."""
     return select(BatchRow).where(BatchRow.model_name == model_name,
@@ -97,13 +108,14 @@ class BatchLedger:
         try:
             with self._session() as s, s.begin():
                 self._begin_write(s)
+                now = db_now(s)
                 ids = list(s.scalars(pending_query(model_name, max_requests)
                                      .with_for_update(skip_locked=True)))
                 if not ids:
                     return None
                 s.add(BatchRow(id=batch_id, model_name=model_name, request_ids=ids,
                                status="processing", lease_owner=owner,
-                               lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+                               lease_expires_at=now + timedelta(seconds=lease_seconds)))
                 s.flush()
                 s.execute(update(RequestRow).where(RequestRow.id.in_(ids)).values(
                     status="processing", batch_id=batch_id, updated_at=utcnow()))
@@ -114,9 +126,9 @@ class BatchLedger:
     def resume_expired(self, model_name: str, owner: str,
                        lease_seconds: float) -> OpenBatch | None:
         """Take over the batch of this model whose lease expired (its process died)."""
-        now = utcnow()
         with self._session() as s, s.begin():
             self._begin_write(s)
+            now = db_now(s)
             row = s.scalars(expired_query(model_name, now)
                             .with_for_update(skip_locked=True)).first()
             if row is None:
@@ -132,7 +144,7 @@ class BatchLedger:
             done = s.execute(update(BatchRow).where(
                 BatchRow.id == batch_id, BatchRow.lease_owner == owner,
                 BatchRow.status == "processing",
-            ).values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+            ).values(lease_expires_at=db_now(s) + timedelta(seconds=lease_seconds)))
             return done.rowcount == 1
 
     def live_batch(self, model_name: str) -> dict[str, Any] | None:
@@ -150,7 +162,7 @@ class BatchLedger:
         with self._session() as s:
             if s.scalars(pending_query(model_name, 1)).first() is not None:
                 return True
-            return s.scalars(expired_query(model_name, utcnow()).limit(1)).first() is not None
+            return s.scalars(expired_query(model_name, db_now(s)).limit(1)).first() is not None
 
     def uncovered(self, model_name: str, data_version_number: int) -> dict[int, str]:
         """Failed requests whose batch already dropped their rows from the data (a gate

@@ -76,3 +76,27 @@ def test_a_heartbeat_that_cannot_reach_the_ledger_stops_the_batch(monkeypatch) -
         time.sleep(0.5)
         with pytest.raises(LeaseLost, match="could not be reached"):
             lease.step("planned")
+
+
+def test_leases_run_on_the_database_clock_not_the_workers(monkeypatch) -> None:
+    """A worker whose clock runs an hour behind claims a batch for a minute; one whose clock
+    runs an hour ahead must still see that lease as live (by either worker's clock it would
+    have expired, or never started)."""
+    from datetime import UTC, datetime, timedelta
+
+    from forgetflow.adapters import ledger_batches
+
+    def clock(offset: timedelta):
+        return lambda: datetime.now(UTC) + offset
+
+    behind, ahead = (Ledger(Workspace.from_env().ledger_url) for _ in range(2))
+    behind.submit(DeletionRequest(kind="class", label=1), "m")
+    monkeypatch.setattr(ledger_batches, "utcnow", clock(-timedelta(hours=1)))
+    assert behind.claim("m", "b1", "worker-behind", 60, 10) is not None
+    assert behind.renew("b1", "worker-behind", 60)
+    monkeypatch.setattr(ledger_batches, "utcnow", clock(timedelta(hours=1)))
+    assert ahead.resume_expired("m", "worker-ahead", 60) is None
+    assert not ahead.has_work("m")
+    expires = ahead.batch("b1")["lease_expires_at"]
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)  # SQLite: naive UTC
+    assert timedelta(seconds=50) < expires - datetime.now(UTC) <= timedelta(seconds=61)

@@ -55,7 +55,8 @@ class BatchRun:
 @task(name="record-parent", **STEP)
 def record_parent(run: BatchRun) -> None:
     """1. The parent model (champion, or a newer challenger), recorded so a resume reuses it."""
-    run.lease.step("claimed")  # the fence (and a step boundary), before any write
+    run.lease.check()  # the fence, before this step writes anything
+    run.lease.step("claimed")
     o, s = run.opened, run.state
     with run.watch.lap("load_parent"):
         s["parent_ref"], s["parent"], s["spec"], s["recipe"] = load_parent(

@@ -137,6 +137,7 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             emit({"request_ids": []}, as_json)
             return
         from flows.process_deletions import process_deletions
+        from forgetflow.pipeline.lease import LeaseLost
         from forgetflow.pipeline.sla import OverdueRequests
 
         late: OverdueRequests | None = None
@@ -144,6 +145,9 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             result = process_deletions(name, str(params) if params else None)
         except OverdueRequests as exc:  # the batches ran; the run still ends failed
             result, late = exc.result or {}, exc
+        except LeaseLost as exc:  # stalled past the lease: the worker that took over goes on
+            say(f"error: {exc}; another worker resumed it, and this one wrote nothing more")
+            raise typer.Exit(1) from exc
         keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
                 "gate", "rung", "metrics")
         batches = result.get("batches") or [result]

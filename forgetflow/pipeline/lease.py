@@ -34,11 +34,7 @@ class Lease:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds / 3):
-            try:
-                renewed = self.ledger.renew(self.batch_id, self.owner, self.seconds)
-            except Exception:  # cannot reach the ledger: another worker may take over
-                renewed = False
-            if not renewed:
+            if not self._renew():
                 self._lost.set()
                 return
 
@@ -52,12 +48,26 @@ class Lease:
         self._thread.join(timeout=5)
 
     def check(self) -> None:
-        """The fence: raise LeaseLost unless the lease is still ours."""
+        """The fence, asked of the database before a step's durable writes: the lease is
+        still ours (and renewed), else LeaseLost. A worker frozen past its lease and thawed
+        learns it here even before its heartbeat thread wakes up."""
+        if not self._lost.is_set() and not self._renew():
+            self._lost.set()
+        self._fail_if_lost()
+
+    def _fail_if_lost(self) -> None:
         if self._lost.is_set():
             raise LeaseLost(f"batch {self.batch_id}: lease lost (taken over, or the ledger "
                             "could not be reached to renew it)")
 
+    def _renew(self) -> bool:
+        try:
+            return self.ledger.renew(self.batch_id, self.owner, self.seconds)
+        except Exception:  # cannot reach the ledger: another worker may take over
+            return False
+
     def step(self, name: str) -> None:
-        """A step boundary: the lease must still be ours; the fault setting may kill here."""
-        self.check()
+        """A step boundary: the lease must still be ours (as the heartbeat last saw it); the
+        fault setting may kill or freeze the process here."""
+        self._fail_if_lost()
         fault_point(name)

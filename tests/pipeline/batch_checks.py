@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +110,13 @@ def check_exactly_once(env: dict[str, str], request_ids: list[int]) -> dict[str,
             else:
                 os.environ[k] = v
     return batch
+
+
+def run_points(fn: Callable[[str, Path, Path, str], Any], points: Iterable[str],
+               template: Path, base: Path, api_url: str) -> dict[str, Any]:
+    """`fn(point, template, base / point, api_url)` for every point, concurrently
+    (FORGETFLOW_TEST_WORKERS, default: the CPU count), each in its own copy."""
+    workers = int(os.environ.get("FORGETFLOW_TEST_WORKERS", os.cpu_count() or 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {p: pool.submit(fn, p, template, base / p, api_url) for p in points}
+        return {p: f.result() for p, f in futures.items()}

@@ -9,12 +9,10 @@ concurrently (FORGETFLOW_TEST_WORKERS, default: the CPU count), each in its own 
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +20,14 @@ import pytest
 
 from forgetflow.core.faults import FAULT_ENV, POINTS
 
-from .batch_checks import ROOT, batch_params, check_exactly_once, copy_workspace, process
+from .batch_checks import (
+    ROOT,
+    batch_params,
+    check_exactly_once,
+    copy_workspace,
+    process,
+    run_points,
+)
 from .batches import trained_with_requests
 from .conftest import TINY_PARAMS
 
@@ -73,15 +78,12 @@ def outcomes(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory,
     from prefect.settings import PREFECT_API_URL
 
     selected = [item.callspec.params["point"] for item in request.session.items
-                if getattr(item, "callspec", None) and "point" in item.callspec.params]
+                if getattr(item, "callspec", None) and "point" in item.callspec.params
+                and item.module is request.module]  # other modules have "point"s too
     api_url = str(PREFECT_API_URL.value())
     template = build_template(tmp_path_factory.mktemp("fault-template"))
     base = tmp_path_factory.mktemp("fault-runs")
-    workers = int(os.environ.get("FORGETFLOW_TEST_WORKERS", os.cpu_count() or 2))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {p: pool.submit(kill_and_resume, p, template, base / p, api_url)
-                   for p in selected}
-        return {p: f.result() for p, f in futures.items()}
+    return run_points(kill_and_resume, selected, template, base, api_url)
 
 
 @pytest.mark.slow

@@ -36,7 +36,8 @@ def process_deletions(model_name: str | None = None,
     batch under `batches` when there were several."""
     params = load_checked(params_file)  # before anything is written
     name = model_name or params.registry.model_name
-    check_stack(Workspace.from_env())  # deployment runs skip the CLI: fail before the ledger
+    ws = Workspace.from_env()
+    check_stack(ws)  # deployment runs skip the CLI: fail before the ledger
     owner, ledger, done = owner_id(), ledger_tasks.ledger(), []
     while True:
         try:
@@ -49,13 +50,15 @@ def process_deletions(model_name: str | None = None,
             break
         with Lease(ledger, batch.batch_id, owner, params.batch.lease()) as lease:
             done.append(run_batch(batch, params, lease))
-    ws = Workspace.from_env()
     if not done:
         get_run_logger().info("no pending deletion requests for %s: nothing to do", name)
         return end_of_run_checks(ws, ledger, params, name,
                                  {"batch_id": None, "request_ids": [], "model_name": name})
     if params.promote.auto:  # requests are done once the serving aliases serve them
-        done[-1]["promoted"] = promote_passed(ws, name, done, params.registry.serving_aliases)
+        promoted = done[-1]["promoted"] = promote_passed(ws, name, done,
+                                                         params.registry.serving_aliases)
+        if promoted and "refused" in promoted:  # the version stays the challenger
+            get_run_logger().warning("promote.auto: %s", promoted["refused"])
     return end_of_run_checks(ws, ledger, params, name,
                              {**done[-1], "batches": done} if len(done) > 1 else done[-1])
 

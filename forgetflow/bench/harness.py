@@ -29,10 +29,10 @@ from forgetflow.core.training import (
 from forgetflow.core.triggers import TriggerError, TriggerSpec, carries_trigger, poison
 from forgetflow.core.unlearn import list_unlearners
 
-SCENARIOS = ("class", "random", "subject", "backdoor")
 # each bench case picks its forget rows its own way; what it then forgets is one scenario
 CASE_SCENARIO = {"class": "class", "random": "samples", "subject": "samples",
                  "backdoor": "backdoor"}
+SCENARIOS = tuple(CASE_SCENARIO)  # the bench's case names
 REFERENCE_RECIPE = TrainConfig(model="cnn", epochs=12, batch_size=128, lr=3e-3)
 MAX_EPSILON_MODELS = 64  # each needs one retrain and one unlearning run per method
 SANITY = ("identity", "logit_mask")

@@ -9,9 +9,7 @@ import numpy as np
 
 from forgetflow.core.attacks import ProbeError
 from forgetflow.core.data.tensors import ImageSet
-from forgetflow.core.depth_gate import (
-    DepthResult,
-)
+from forgetflow.core.depth_gate import DepthResult
 from forgetflow.core.params import DepthGateParams
 from forgetflow.pipeline.batch import Stage
 

@@ -6,14 +6,11 @@ batch can promote its own challenger (`promote.auto`) with the same rules.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from forgetflow.adapters.registry import Registry, RegistryError
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.pipeline.serving import complete_served, data_number
-
-log = logging.getLogger(__name__)
 
 
 class PromotionRefused(RegistryError):
@@ -58,12 +55,11 @@ def promote(ws: Workspace, name: str, version: str | None,
 def promote_passed(ws: Workspace, name: str, batches: list[dict[str, Any]],
                    serving_aliases: list[str]) -> dict[str, Any] | None:
     """`promote.auto`: promote the newest gate-passed version of this run's batches (None:
-    none passed); a refusal is reported, not raised: the version stays the challenger."""
+    none passed); a refusal is returned as {"refused": why}, not raised."""
     passed = [b for b in batches if b.get("gate") == "passed"]
     if not passed:
         return None
     try:
         return promote(ws, name, passed[-1]["model_version"], serving_aliases)
     except PromotionRefused as exc:
-        log.warning("promote.auto: %s", exc)
         return {"refused": str(exc)}

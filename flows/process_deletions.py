@@ -55,8 +55,7 @@ def process_deletions(model_name: str | None = None,
         return end_of_run_checks(ws, ledger, params, name,
                                  {"batch_id": None, "request_ids": [], "model_name": name})
     if params.promote.auto:  # requests are done once the serving aliases serve them
-        promoted = done[-1]["promoted"] = promote_passed(ws, name, done,
-                                                         params.registry.serving_aliases)
+        promoted = done[-1]["promoted"] = promote_passed(ws, name, done, params)
         if promoted and "refused" in promoted:  # the version stays the challenger
             get_run_logger().warning("promote.auto: %s", promoted["refused"])
     return end_of_run_checks(ws, ledger, params, name,

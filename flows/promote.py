@@ -18,11 +18,13 @@ __all__ = ["PromotionRefused", "check_promotable", "promote_flow"]
 def promote_flow(model_name: str | None = None, version: str | None = None,
                  params_file: str | None = None) -> dict[str, Any]:
     """Runbook: check the candidate (default: the challenger), move champion, complete the
-    requests it serves without."""
+    requests it serves without, delete the weights of versions that still hold their rows."""
     params = load_params(params_file)
     name = model_name or params.registry.model_name
-    result = promote(Workspace.from_env(), name, version, params.registry.serving_aliases)
+    result = promote(Workspace.from_env(), name, version, params)
     get_run_logger().info("champion of %s: v%s → v%s; requests now done: %s", name,
                           result["previous_champion"] or "-", result["champion"],
                           result["completed_requests"])
+    if any(result["retention"].values()):
+        get_run_logger().info("retention: %s", result["retention"])
     return result

@@ -13,6 +13,7 @@ import json
 import logging
 import warnings
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,10 @@ EXPERIMENT = "forgetflow"
 TAG = "forgetflow."  # prefix of every lineage tag (the schema: forgetflow.pipeline.lineage)
 MODEL_SHA_TAG = "model_sha256"  # sha256 of the version's weights file, checked on every load
 MODEL_SHA_TAG_FULL = TAG + MODEL_SHA_TAG
+# retention (forgetflow.pipeline.taint): set on versions whose data holds rows of a request
+TAINTED, TAINTED_BY, TAINTED_AT = "tainted", "tainted_by", "tainted_at"
+ALIAS_LEFT_AT = "alias_left_at"  # when the last alias moved off a version
+TOMBSTONE = "tombstone"  # when its weights and artifacts were deleted (retention)
 
 
 class RegistryError(LookupError):
@@ -59,6 +64,10 @@ class InputRef:
     source: str
     sha256: str
     size: int
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _quiet() -> None:
@@ -134,15 +143,27 @@ class Registry:
             return None
 
     def versions(self, name: str) -> list[ModelRef]:
+        """Every version with its tags and aliases (the search API leaves aliases out)."""
         found = self.client.search_model_versions(f"name = '{name}'")
-        refs = [ModelRef(name, str(v.version), v.run_id, dict(v.tags), list(v.aliases))
-                for v in found]
+        held: dict[str, list[str]] = {}
+        for alias, version in self.client.get_registered_model(name).aliases.items():
+            held.setdefault(str(version), []).append(alias)
+        refs = [ModelRef(name, str(v.version), v.run_id, dict(v.tags),
+                         sorted(held.get(str(v.version), []))) for v in found]
         return sorted(refs, key=lambda r: int(r.version))
+
+    def _stored(self, ref: ModelRef) -> None:
+        if ref.tag(TOMBSTONE):
+            raise RegistryError(f"{ref.name} v{ref.version} is a tombstone: its weights were "
+                                f"deleted on {ref.tag(TOMBSTONE)} (tainted, retention); its "
+                                "tags, metrics and weights sha256 remain")
 
     def load(self, ref: ModelRef) -> tuple[Classifier, ModelSpec, TrainConfig]:
         """The module plus the recipe that built it, verified against the version's
         `model_sha256` tag (a replaced or modified file raises ModelFileError)."""
         from forgetflow.adapters.mlflow_model import load_model
+
+        self._stored(ref)
         from forgetflow.core.training import ModelSpec, TrainConfig
 
         loaded = load_model(f"models:/{ref.name}/{ref.version}", ref.tag(MODEL_SHA_TAG),
@@ -160,6 +181,7 @@ class Registry:
         from forgetflow.adapters.mlflow_model import FLAVOR, download
         from forgetflow.core.modelfile import file_sha256
 
+        self._stored(ref)
         local = download(f"models:/{ref.name}/{ref.version}", self.uri)
         conf = Model.load(f"{local}/MLmodel").flavors.get(FLAVOR) or {}
         return file_sha256(f"{local}/{conf.get('weights', 'missing')}") if conf else ""
@@ -231,11 +253,52 @@ class Registry:
         return self.client.create_model_version(name, uri, run.info.run_id, tags=tags)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Refuses a tainted version (its data holds rows of an unlearned or done request);
+        the version the alias leaves records when its last alias left (retention's clock)."""
+        target, before = self.ref(name, version), self.alias(name, alias)
+        if before is not None and before.version == target.version:
+            return
+        if target.tag(TAINTED) == "true":
+            raise RegistryError(f"{name} v{version} is tainted (its data still holds rows of "
+                                f"requests of batch {target.tag(TAINTED_BY)}): no alias may "
+                                "point at it")
         self.client.set_registered_model_alias(name, alias, version)
+        self._left(before)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        if self.alias(name, alias) is not None:
+        before = self.alias(name, alias)
+        if before is not None:
             self.client.delete_registered_model_alias(name, alias)
+            self._left(before)
+
+    def _left(self, before: ModelRef | None) -> None:
+        if before is not None and not self.ref(before.name, before.version).aliases:
+            self.set_tags(before, {ALIAS_LEFT_AT: utc_now()})
+
+    def set_tags(self, ref: ModelRef, tags: dict[str, str]) -> None:
+        """Lineage/retention tags on a version, under the `forgetflow.` prefix."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(ref.name, ref.version, TAG + key, value)
+
+    def artifact_locations(self, ref: ModelRef) -> list[str]:
+        """Where a version's files live: its model directory and its run's artifacts."""
+        return [self.client.get_model_version_download_uri(ref.name, ref.version),
+                self.client.get_run(ref.run_id).info.artifact_uri]
+
+    def artifacts_stored(self, ref: ModelRef) -> bool:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return any(get_artifact_repository(u).list_artifacts() for u in
+                   self.artifact_locations(ref))
+
+    def purge(self, ref: ModelRef) -> None:
+        """Delete a version's weights and artifacts from the artifact store, leaving the
+        version as a tombstone: its tags (lineage, weights sha256), run params and metrics."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        for location in self.artifact_locations(ref):
+            get_artifact_repository(location).delete_artifacts()
+        self.set_tags(ref, {TOMBSTONE: utc_now()})
 
     def metrics(self, ref: ModelRef) -> dict[str, float]:
         return dict(self.client.get_run(ref.run_id).data.metrics)

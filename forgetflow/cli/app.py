@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from forgetflow.cli import ops as cli_ops
-from forgetflow.cli.audit import audit
+from forgetflow.cli.audit import audit, retention
 from forgetflow.cli.bench import register_bench
 from forgetflow.cli.common import JSON, PARAMS, check_stack, emit, say, set_nproc, user_errors
 from forgetflow.cli.receipt import receipt_app
@@ -28,6 +28,7 @@ register_bench(app)
 cli_ops.register(app, request_app)
 app.command("status")(status)
 app.command("audit")(audit)
+app.command("retention")(retention)
 app.command("report")(report)
 
 @app.callback()

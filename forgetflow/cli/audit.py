@@ -28,3 +28,23 @@ def audit(model: str = typer.Option(None, help="registered model (default: param
     if not result["clean"]:
         say(f"error: audit found {len(result['violations'])} violation(s)")
         raise typer.Exit(1)
+
+
+def retention(model: str = typer.Option(None, help="registered model (default: params)"),
+              params: Path = PARAMS, as_json: bool = JSON) -> None:
+    """Apply retention now (every `process` and `promote` run does too): tag tainted
+    versions, and delete the weights of those no alias has used for retention.tainted_days,
+    leaving tombstones."""
+    with user_errors():
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.registry import Registry
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.pipeline.settings import load_checked
+        from forgetflow.pipeline.taint import sweep
+
+        ws, settings = Workspace.from_env(), load_checked(params)
+        name = model or settings.registry.model_name
+        result = sweep(Registry(ws), Ledger.open(ws.ledger_url), name, settings)
+    emit({"model_name": name, **result}, as_json, lambda r: (
+        f"retention of {name}: newly tainted {r['tainted'] or 'none'}; aliases removed "
+        f"{r['aliases_removed'] or 'none'}; weights deleted (tombstones) {r['purged'] or 'none'}"))

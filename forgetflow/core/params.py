@@ -158,6 +158,13 @@ class ScheduleParams(_Section):
     cron: str = "0 2 * * *"
 
 
+class RetentionParams(_Section):
+    """How long a tainted version (its data still holds rows of an unlearned or done request)
+    keeps its weights once no alias points at it; then only a tombstone stays."""
+
+    tainted_days: float = Field(0, ge=0)
+
+
 class DemoParams(_Section):
     """The smaller recipe `forgetflow demo` uses so `make run` stays within minutes."""
 
@@ -176,6 +183,7 @@ class Params(BaseModel):
     registry: RegistryParams = Field(default_factory=RegistryParams)
     promote: PromoteParams = Field(default_factory=PromoteParams)
     sla: SlaParams = Field(default_factory=SlaParams)
+    retention: RetentionParams = Field(default_factory=RetentionParams)
     schedule: ScheduleParams = Field(default_factory=ScheduleParams)
     demo: DemoParams = Field(default_factory=DemoParams)
     evaluation: EvalParams = Field(default_factory=EvalParams)

@@ -5,6 +5,9 @@ What an auditor reads into a `done` receipt, checked as invariants, each violati
 - the newest data version holds no excluded id;
 - every done request has a receipt, and it verifies; unlearned ones have none yet;
 - each batch registered at most one model version, and the ledger names that version;
+- every version holding rows of an unlearned or done request is tagged tainted; no alias
+  points at one holding rows of a done request; none keeps its weights or artifacts past
+  `retention.tainted_days` after its last alias left (tombstones hold none);
 - no open request is past its due date (sla.days).
 """
 
@@ -12,16 +15,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.ledger import Ledger, RequestView
-from forgetflow.adapters.registry import ModelRef, Registry
+from forgetflow.adapters.registry import TAINTED, TOMBSTONE, ModelRef, Registry
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import Params
 from forgetflow.pipeline.receipt_check import verify_receipt
 from forgetflow.pipeline.serving import data_number, serving_refs
 from forgetflow.pipeline.sla import OverdueRequests, overdue
+from forgetflow.pipeline.taint import expired, sweep, taints
 
 
 @dataclass(frozen=True)
@@ -82,12 +87,37 @@ def _batches(ledger: Ledger, versions: list[ModelRef], name: str) -> list[Violat
     return out
 
 
+def _tainted(ledger: Ledger, registry: Registry, versions: list[ModelRef], name: str,
+             params: Params, now: datetime) -> list[Violation]:
+    found, out = taints(ledger, versions, name), []
+    serving = params.registry.serving_aliases
+    for ref in versions:
+        taint = found.get(ref.version)
+        if taint is None:
+            continue
+        if ref.tag(TAINTED) != "true":
+            out.append(Violation("tainted-tagged", f"v{ref.version} holds rows of "
+                                 f"{len(taint.requests)} unlearned/done request(s) but is not "
+                                 "tagged tainted"))
+        stray = [a for a in ref.aliases if a not in serving] if taint.done else []
+        if stray:
+            out.append(Violation("alias-untainted", f"alias(es) {stray} → v{ref.version}, which"
+                                 f" holds rows of done request(s) {list(taint.done)}"))
+        over = ref.tag(TOMBSTONE) or expired(ref, params.retention.tainted_days, now)
+        if over and registry.artifacts_stored(ref):
+            out.append(Violation("retention", f"v{ref.version} is tainted and "
+                                 + ("a tombstone" if ref.tag(TOMBSTONE) else "past retention")
+                                 + " but its weights/artifacts are still stored"))
+    return out
+
+
 class AuditFailed(RuntimeError):
     """The end-of-run scan found a violated invariant: the run fails loudly."""
 
 
 def audit(ws: Workspace, params: Params, name: str | None = None,
-          verify_receipts: bool = True, sla: bool = True) -> dict[str, Any]:
+          verify_receipts: bool = True, sla: bool = True,
+          now: datetime | None = None) -> dict[str, Any]:
     """{"clean", "violations": [{"invariant", "detail"}], "checked": counts}. The end of
     every `process` run scans without re-verifying each receipt (that grows with history;
     `forgetflow audit` does it) and leaves due dates to its own check."""
@@ -100,6 +130,7 @@ def audit(ws: Workspace, params: Params, name: str | None = None,
     violations = (_serving(serving_refs(registry, name, aliases), done, aliases)
                   if versions else [])
     violations += _newest_data(repo) + _batches(ledger, versions, name)
+    violations += _tainted(ledger, registry, versions, name, params, now or datetime.now(UTC))
     violations += _receipts(ws, requests if verify_receipts else
                             [r for r in requests if r.status != "done" or not r.receipt])
     violations += [Violation("sla", f"request {r.id} ({r.status}) was due "
@@ -113,10 +144,12 @@ def audit(ws: Workspace, params: Params, name: str | None = None,
 
 def end_of_run_checks(ws: Workspace, ledger: Ledger, params: Params, name: str,
                       result: dict[str, Any]) -> dict[str, Any]:
-    """What ends every `process` run: the compliance scan (without re-verifying receipts),
-    then due dates. A violated invariant fails the run loudly, and it ends failed while any
-    request is past its due date (sla.days), so the orchestrator's failure notifications
-    reach someone; the result rides on the error."""
+    """What ends every `process` run: retention (taint tags, expired weights deleted), the
+    compliance scan (without re-verifying receipts), then due dates. A violated invariant
+    fails the run loudly, and it ends failed while any request is past its due date
+    (sla.days), so the orchestrator's failure notifications reach someone; the result rides
+    on the error."""
+    result["retention"] = sweep(Registry(ws), ledger, name, params)
     scan = audit(ws, params, name, verify_receipts=False, sla=False)
     if not scan["clean"]:
         raise AuditFailed("; ".join(f"{v['invariant']}: {v['detail']}"

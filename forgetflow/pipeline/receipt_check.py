@@ -20,7 +20,13 @@ from typing import Any
 
 from forgetflow.adapters.datarepo import DataPruned, DataRepo, DataRepoError, DataVersion
 from forgetflow.adapters.ledger import Ledger
-from forgetflow.adapters.registry import ModelRef, Registry, RegistryError
+from forgetflow.adapters.registry import (
+    MODEL_SHA_TAG,
+    TOMBSTONE,
+    ModelRef,
+    Registry,
+    RegistryError,
+)
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.pipeline import receipts as rc
 
@@ -77,6 +83,16 @@ def _ledger_checks(ledger: Ledger, request_id: int, receipt: dict[str, Any]) -> 
     ]
 
 
+def _weights(registry: Registry, ref: ModelRef, name: str, expected: Any) -> Check:
+    """The stored weights' sha256; for a tombstone (weights deleted by retention) the digest
+    the version's tag carries stands in, and the check says so."""
+    if ref.tag(TOMBSTONE):
+        return _same("registry", f"{name}: weights deleted by retention on "
+                     f"{ref.tag(TOMBSTONE)} (tombstone), checked against the version's "
+                     f"{MODEL_SHA_TAG} tag", expected, ref.tag(MODEL_SHA_TAG))
+    return _same("registry", name, expected, registry.model_sha256(ref))
+
+
 def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]:
     try:
         ref: ModelRef = registry.ref(str(receipt.get("model_name")),
@@ -93,8 +109,8 @@ def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]
     checks.append(Check("registry", "tag forgetflow.deletion_request_ids lists the request",
                         str(receipt.get("request_id")) in listed, receipt.get("request_id"),
                         ref.tag("deletion_request_ids")))
-    checks.append(_same("registry", "stored weights file sha256", receipt.get("model_sha256"),
-                        registry.model_sha256(ref)))
+    checks.append(_weights(registry, ref, "stored weights file sha256",
+                           receipt.get("model_sha256")))
     run_metrics = registry.metrics(ref)
     for name, value in (receipt.get("gate_metrics") or {}).items():
         found = run_metrics.get(name)
@@ -137,8 +153,8 @@ def _serving_checks(registry: Registry, repo: DataRepo,
         except (RegistryError, DataRepoError) as exc:
             checks.append(Check("registry", f"{where} exists", False, s, str(exc)))
             continue
-        checks += [_same("registry", f"{where}: stored weights sha256", s.get("model_sha256"),
-                         registry.model_sha256(ref)),
+        checks += [_weights(registry, ref, f"{where}: stored weights sha256",
+                            s.get("model_sha256")),
                    _same("registry", f"{where}: data version", s.get("data_version"),
                          ref.tag("data_version"))]
         _, excluded, still = _request_rows(repo, data, rid)

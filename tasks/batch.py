@@ -25,6 +25,7 @@ from forgetflow.pipeline.batch import forget_rows, forgotten_classes, plan_batch
 from forgetflow.pipeline.batch import without_ids as cut
 from forgetflow.pipeline.lease import Lease
 from forgetflow.pipeline.resume import recorded_verdict
+from forgetflow.pipeline.serving import honour_already_removed
 from forgetflow.pipeline.timing import Stopwatch
 from tasks import ledger as ledger_tasks
 from tasks.data import commit_batch_version, load_data, planning_base
@@ -81,12 +82,18 @@ def plan_requests(run: BatchRun) -> bool:
             "parent_data_version"] else load_data(run.batch["parent_data_version"])[1]
     s["manifest"] = manifest
     run.lease.step("data-loaded")
+    ws = Workspace.from_env()
+    exclusions = DataRepo(ws).exclusions(s["base"])
     with run.watch.lap("extract"):
         s["plan"] = plan_batch(ledger_tasks.open_requests(run.opened.request_ids), manifest,
-                               s["base_bundle"])
+                               s["base_bundle"], frozenset(exclusions.ids))
     run.lease.step("planned")
     ledger_tasks.reject(s["plan"].rejected, run.owner)
     run.lease.step("rejected")
+    if s["plan"].already_removed:  # honoured by the version that removed their rows
+        ledger_tasks.reject(honour_already_removed(
+            ws, run.opened.model_name, sorted(s["plan"].already_removed), exclusions,
+            run.params.registry.serving_aliases), run.owner)
     if s["plan"].accepted:
         return True
     run.ledger.finish_batch(batch_id, "rejected", "rejected", None, None, owner=run.owner)

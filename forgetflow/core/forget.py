@@ -26,6 +26,11 @@ class ForgetSetError(ValueError):
     """A request cannot be honoured as stated (unknown ids, bad class, empty set, ...)."""
 
 
+class AlreadyRemoved(ForgetSetError):
+    """Every row the request names was removed by earlier requests: nothing is left to
+    forget, and the version that removed them honours it."""
+
+
 @dataclass(frozen=True)
 class ForgetRequest:
     """One request in core terms; exactly one selector is set, matching `kind`."""
@@ -52,16 +57,20 @@ class Scope:
     manifest: Manifest
     train_images: torch.Tensor | None = None
     num_classes: int | None = None
+    removed: frozenset[str] = frozenset()  # ids the exclusion manifest already holds
 
 
 def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
     mask = isin_ids(scope.manifest.ids, req.ids)
-    missing = sorted(set(map(str, req.ids)) - set(scope.manifest.ids[mask].tolist()))
-    if missing:
-        # counts only: this reason is stored in the ledger and shown in Prefect artifacts,
-        # and the ids may name a person's data (the submitter still has their list)
-        raise ForgetSetError(f"{len(missing)} unknown sample id(s) in this data version (never "
-                             "in it, or removed by an earlier request)")
+    missing = set(map(str, req.ids)) - set(scope.manifest.ids[mask].tolist())
+    unknown = missing - scope.removed
+    # counts only: these reasons are stored in the ledger and shown in Prefect artifacts, and
+    # the ids may name a person's data (the submitter still has their list)
+    if unknown:
+        raise ForgetSetError(f"{len(unknown)} unknown sample id(s): never in the data")
+    if not mask.any():
+        raise AlreadyRemoved(f"all {len(missing)} named row(s) were already removed by "
+                             "earlier requests")
     return mask
 
 
@@ -135,9 +144,12 @@ class ForgetSelection:
 
 
 def select(request: ForgetRequest, manifest: Manifest,
-           train_images: torch.Tensor | None = None, num_classes: int | None = None) -> np.ndarray:
-    """Boolean mask over the manifest rows the request names (all splits)."""
-    return KINDS[request.kind].select(request, Scope(manifest, train_images, num_classes))
+           train_images: torch.Tensor | None = None, num_classes: int | None = None,
+           removed: frozenset[str] = frozenset()) -> np.ndarray:
+    """Boolean mask over the manifest rows the request names (all splits); `removed`: ids
+    earlier requests removed (named ones are not unknown: AlreadyRemoved when all are)."""
+    return KINDS[request.kind].select(request, Scope(manifest, train_images, num_classes,
+                                                     removed))
 
 
 def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarray],
@@ -165,10 +177,10 @@ def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarra
 
 
 def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
-            train_images: torch.Tensor | None = None,
-            num_classes: int | None = None) -> ForgetSelection:
+            train_images: torch.Tensor | None = None, num_classes: int | None = None,
+            removed: frozenset[str] = frozenset()) -> ForgetSelection:
     """Union of all requests' selections, checked so the result is a sane forget set."""
-    masks = [select(r, manifest, train_images, num_classes) for r in requests]
+    masks = [select(r, manifest, train_images, num_classes, removed) for r in requests]
     return check_selection(requests, masks, manifest)
 
 

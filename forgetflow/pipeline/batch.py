@@ -11,6 +11,7 @@ import torch
 from forgetflow.core.data.manifest import Manifest
 from forgetflow.core.data.tensors import DataBundle, ImageSet
 from forgetflow.core.forget import (
+    AlreadyRemoved,
     ForgetRequest,
     ForgetSelection,
     ForgetSetError,
@@ -30,6 +31,7 @@ class BatchPlan:
     selection: ForgetSelection | None
     train_ids_of: dict[int, set[str]] = field(default_factory=dict)
     drop_ids_of: dict[int, set[str]] = field(default_factory=dict)
+    already_removed: dict[int, str] = field(default_factory=dict)  # every row removed before
 
     def request_of(self) -> dict[str, str]:
         """Dropped id → the request id(s) naming it (`;`-joined), for the exclusion manifest."""
@@ -41,15 +43,19 @@ class BatchPlan:
 
 
 def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
-               bundle: DataBundle) -> BatchPlan:
-    """Select each request's rows once, check each alone, then the union."""
-    accepted, rejected, masks = {}, {}, {}
+               bundle: DataBundle, removed: frozenset[str] = frozenset()) -> BatchPlan:
+    """Select each request's rows once, check each alone, then the union. `removed`: the
+    ids earlier requests removed (a request naming only those is `already_removed`)."""
+    accepted, rejected, masks, already = {}, {}, {}, {}
     train_of, drop_of = {}, {}
     is_train = manifest.split == "train"
     for rid, req in requests.items():
         try:
-            mask = select(req, manifest, bundle.train.images, bundle.num_classes)
+            mask = select(req, manifest, bundle.train.images, bundle.num_classes, removed)
             check_selection([req], [mask], manifest)
+        except AlreadyRemoved as exc:
+            already[rid] = str(exc)
+            continue
         except ForgetSetError as exc:
             rejected[rid] = str(exc)
             continue
@@ -63,7 +69,7 @@ def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
         except ForgetSetError as exc:
             rejected.update({rid: f"batch as a whole: {exc}" for rid in accepted})
             accepted, train_of, drop_of = {}, {}, {}
-    return BatchPlan(accepted, rejected, selection, train_of, drop_of)
+    return BatchPlan(accepted, rejected, selection, train_of, drop_of, already)
 
 
 @dataclass(frozen=True)

@@ -106,9 +106,12 @@ def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]
                         ref.tag("gate") == "passed" == receipt.get("gate"), receipt.get("gate"),
                         ref.tag("gate")))
     listed = (ref.tag("deletion_request_ids") or "").split(",")
-    checks.append(Check("registry", "tag forgetflow.deletion_request_ids lists the request",
-                        str(receipt.get("request_id")) in listed, receipt.get("request_id"),
-                        ref.tag("deletion_request_ids")))
+    earlier = [str(r) for r in receipt.get("rows_removed_earlier_by") or []]
+    checks.append(Check("registry", "tag forgetflow.deletion_request_ids lists the request "
+                        "(or the earlier request that removed its rows)",
+                        str(receipt.get("request_id")) in listed or bool(set(earlier)
+                                                                        & set(listed)),
+                        [receipt.get("request_id"), *earlier], ref.tag("deletion_request_ids")))
     checks.append(_weights(registry, ref, "stored weights file sha256",
                            receipt.get("model_sha256")))
     run_metrics = registry.metrics(ref)
@@ -119,13 +122,13 @@ def _registry_checks(registry: Registry, receipt: dict[str, Any]) -> list[Check]
     return checks
 
 
-def _request_rows(repo: DataRepo, version: DataVersion,
-                  rid: int) -> tuple[DataVersion, list[str], set[str]]:
+def _request_rows(repo: DataRepo, version: DataVersion, rid: int,
+                  named: list[str]) -> tuple[DataVersion, list[str], set[str]]:
     """(the version read, the request's rows in its exclusion manifest, those of them still in
     its manifest). Exclusions only grow, so where `data gc` purged the version's files the
     newest version stands in."""
     def read(v: DataVersion) -> tuple[list[str], set[str]]:
-        excluded = rc.excluded_for(repo.exclusions(v), rid)
+        excluded = rc.excluded_for(repo.exclusions(v), rid, named)
         return excluded, set(excluded) & set(repo.manifest(v).ids.tolist())
 
     try:
@@ -135,8 +138,8 @@ def _request_rows(repo: DataRepo, version: DataVersion,
         return newest, *read(newest)
 
 
-def _serving_checks(registry: Registry, repo: DataRepo,
-                    receipt: dict[str, Any]) -> list[Check]:
+def _serving_checks(registry: Registry, repo: DataRepo, receipt: dict[str, Any],
+                    named: list[str]) -> list[Check]:
     """Each serving version the receipt names exists with those weights and was built on a
     data version that no longer holds this request's rows."""
     serving = receipt.get("serving")
@@ -157,14 +160,15 @@ def _serving_checks(registry: Registry, repo: DataRepo,
                             s.get("model_sha256")),
                    _same("registry", f"{where}: data version", s.get("data_version"),
                          ref.tag("data_version"))]
-        _, excluded, still = _request_rows(repo, data, rid)
+        _, excluded, still = _request_rows(repo, data, rid, named)
         checks.append(Check("data repo", f"{where}: built on data without the request's rows",
                             bool(excluded) and not still, receipt.get("request_excluded_rows"),
                             f"{len(excluded)} excluded, {len(still)} still in {data.tag}"))
     return checks
 
 
-def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> list[Check]:
+def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any],
+                 named: list[str]) -> list[Check]:
     try:
         after = repo.version(str(receipt.get("data_version")))
         before = repo.version(str(receipt.get("parent_data_version")))
@@ -175,14 +179,13 @@ def _data_checks(repo: DataRepo, ledger: Ledger, receipt: dict[str, Any]) -> lis
               _same("data repo", f"{before.tag} git rev", receipt.get("parent_data_rev"),
                     before.rev)]
     rid = int(receipt.get("request_id", -1))
-    where, excluded, still = _request_rows(repo, after, rid)
+    where, excluded, still = _request_rows(repo, after, rid, named)
     note = "" if where == after else f" (from {where.tag}: {after.tag}'s files purged by gc)"
     checks += [_same("data repo", f"exclusion manifest rows of this request{note}",
                      receipt.get("request_excluded_rows"), len(excluded)),
                _same("data repo", f"exclusion manifest ids of this request (sha256){note}",
                      receipt.get("request_excluded_sha256"), rc.ids_sha256(excluded))]
-    named = set(ledger.sample_ids(rid)) if receipt.get("kind") == "samples" else set()
-    missing = sorted(named - set(excluded))
+    missing = sorted(set(named) - set(excluded))
     checks.append(Check("data repo", "every requested sample id is excluded", not missing,
                         len(named), f"{len(missing)} not excluded" if missing else len(named)))
     checks.append(Check("data repo", f"excluded ids absent from {where.tag}'s manifest",
@@ -221,8 +224,9 @@ def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:
     else:
         registry, repo = Registry(ws), DataRepo(ws)
         checks = (_key_checks(ws, receipt) + _ledger_checks(ledger, request_id, receipt)
-                  + _registry_checks(registry, receipt) + _serving_checks(registry, repo, receipt)
-                  + _data_checks(repo, ledger, receipt))
+                  + _registry_checks(registry, receipt)
+                  + _serving_checks(registry, repo, receipt, rc.named_ids(ledger, view))
+                  + _data_checks(repo, ledger, receipt, rc.named_ids(ledger, view)))
     bad = [c for c in checks if not c.ok]
     return {"id": request_id, "verified": not bad, "checks": [asdict(c) for c in checks],
             "mismatches": [c.line() for c in bad], "lines": [c.line() for c in checks]}

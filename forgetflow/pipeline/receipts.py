@@ -20,6 +20,7 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,25 @@ def selector_sha256(view: RequestView, sample_ids: list[str]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def excluded_for(exclusions: Exclusions, request_id: int) -> list[str]:
-    """Ids the exclusion manifest attributes to this request (the column may list several)."""
+def excluded_for(exclusions: Exclusions, request_id: int,
+                 named: Iterable[str] = ()) -> list[str]:
+    """The request's rows in the exclusion manifest: those it attributes to the request (the
+    column may list several), and the `named` sample ids earlier requests removed already."""
     rid = str(request_id)
-    return sorted(row[0] for row in exclusions.rows if rid in row[1].split(";"))
+    return sorted({row[0] for row in exclusions.rows if rid in row[1].split(";")}
+                  | (set(named) & exclusions.ids))
+
+
+def removed_by(exclusions: Exclusions, sample_ids: set[str], rid: int) -> list[int]:
+    """The other requests the exclusion manifest attributes any of these ids to."""
+    found = {int(r) for sid, owners, *_ in exclusions.rows if sid in sample_ids
+             for r in owners.split(";") if r}
+    return sorted(found - {rid})
+
+
+def named_ids(ledger: Ledger, view: RequestView) -> list[str]:
+    """The sample ids a samples request names (other kinds name none)."""
+    return ledger.sample_ids(view.id) if view.kind == "samples" else []
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -127,7 +143,7 @@ def issue_receipts(ledger: Ledger, repo: DataRepo, registry: Registry, ref: Mode
     receipts = {}
     for rid in request_ids:
         view = ledger.get(rid)
-        excluded = excluded_for(exclusions, rid)
+        excluded = excluded_for(exclusions, rid, named_ids(ledger, view))
         receipts[rid] = sign({
             "format": FORMAT, "request_id": rid, "kind": view.kind, "status": "done",
             "selector_sha256": selector_sha256(view, ledger.sample_ids(rid)),
@@ -140,6 +156,7 @@ def issue_receipts(ledger: Ledger, repo: DataRepo, registry: Registry, ref: Mode
             "forget_set_sha256": ref.tag("forget_set_sha256"),
             "request_excluded_rows": len(excluded),
             "request_excluded_sha256": ids_sha256(excluded),
+            "rows_removed_earlier_by": removed_by(exclusions, set(named_ids(ledger, view)), rid),
             "method": ref.tag("method"), "gate": ref.tag("gate"),
             "gate_metrics": metrics,
             "serving": [{"alias": alias, "model_version": s.version,

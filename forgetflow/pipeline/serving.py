@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.datarepo import DataRepo, Exclusions
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import ModelRef, Registry
 from forgetflow.adapters.workspace import Workspace
-from forgetflow.pipeline.receipts import issue_receipts, receipt_key
+from forgetflow.pipeline.receipts import issue_receipts, receipt_key, removed_by
 
 
 def data_number(tag: str | None) -> int:
@@ -47,3 +47,24 @@ def complete_served(ws: Workspace, name: str, aliases: list[str]) -> list[int]:
                 ledger, repo, registry, ref, serving, rids, key))
             done += rids
     return sorted(done)
+
+
+def honour_already_removed(ws: Workspace, name: str, request_ids: list[int],
+                           exclusions: Exclusions, aliases: list[str]) -> dict[int, str]:
+    """Requests whose every row earlier requests already removed: `unlearned` by the newest
+    version of those requests, then `done` with a receipt as soon as the serving aliases serve
+    it (now, if they already do). Returns request id → why one cannot be honoured that way
+    yet (the requests that removed its rows are not unlearned themselves): to be rejected."""
+    ledger, refused = Ledger.open(ws.ledger_url), {}
+    for rid in request_ids:
+        by = removed_by(exclusions, set(ledger.sample_ids(rid)), rid)
+        views = [ledger.get(r) for r in by]
+        if not views or any(v.status not in ("unlearned", "done") for v in views):
+            refused[rid] = (f"every named row was already removed by request(s) {by}, which "
+                            "are not unlearned yet: submit it again once they are")
+            continue
+        version = max((str(v.model_version) for v in views), key=int)
+        ledger.transition([rid], "unlearned", model_version=version,
+                          reason=f"every named row was already removed by request(s) {by}")
+    complete_served(ws, name, aliases)
+    return refused

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from forgetflow.core.forget import KINDS, extract
+from forgetflow.core.forget import KINDS, AlreadyRemoved, extract
 
 if TYPE_CHECKING:
     from forgetflow.adapters.datarepo import DataRepo
@@ -30,6 +30,7 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
         raise SubmissionError("no data version yet: run `forgetflow data prepare`")
     head = repo.version()
     req = request.to_forget_request()
+    removed = frozenset(repo.exclusions(head).ids)
     try:
         if KINDS[req.kind].needs_pixels:
             from forgetflow.adapters.dataversions import load_bundle
@@ -37,8 +38,11 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             bundle, manifest = load_bundle(repo, head)
             sel = extract([req], manifest, bundle.train.images, bundle.num_classes)
         else:
-            manifest = repo.manifest(head).without(repo.exclusions(head).ids)
-            sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None)
+            manifest = repo.manifest(head).without(removed)
+            sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,
+                          removed)
+    except AlreadyRemoved:
+        return 0  # earlier requests removed every row: the next batch honours it at once
     except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors
         field = KINDS[req.kind].selector  # the error names the field the user set
         raise SubmissionError(f"{field}: {exc} (data version {head.tag})") from exc

@@ -26,8 +26,8 @@ def run(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-@pytest.mark.parametrize("source", ["digits", "folder"])
-def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path, source: str) -> None:
+def project(tmp_path: Path, params_file: Path, source: str = "digits") -> Path:
+    """A scratch git+DVC repo with the project's code, dvc.yaml and the tiny test params."""
     work = tmp_path / "project"
     work.mkdir()
     shutil.copytree(ROOT / "forgetflow", work / "forgetflow",
@@ -47,6 +47,12 @@ def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path, source: 
     run(work, "git", "init", "-q")
     run(work, DVC, "init", "-q")
     run(work, DVC, "config", "core.analytics", "false")
+    return work
+
+
+@pytest.mark.parametrize("source", ["digits", "folder"])
+def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path, source: str) -> None:
+    work = project(tmp_path, params_file, source)
     run(work, DVC, "repro")
     metrics = json.loads(run(work, DVC, "metrics", "show", "--json"))
     values = metrics[""]["data"]
@@ -54,4 +60,31 @@ def test_dvc_repro_builds_base_model(tmp_path: Path, params_file: Path, source: 
     assert "train_loss" in values["build/train.json"]["data"]
     plots = run(work, DVC, "plots", "show", "--json", "-o", str(tmp_path / "plots"))
     assert "confusion.csv" in plots and "per_class.csv" in plots
-    assert "Stage 'prepare' didn't change" in run(work, DVC, "repro")
+    assert "Stage 'train' didn't change" in run(work, DVC, "repro")
+
+
+def test_dvc_repro_leaves_out_the_workspaces_forgotten_rows(tmp_path: Path,
+                                                            params_file: Path) -> None:
+    """Rows a deletion batch removed (the workspace's exclusion manifest) never reach a
+    reproduced base model; a new exclusion makes train run again."""
+    from forgetflow.adapters.datarepo import DataRepo
+    from forgetflow.adapters.dataversions import drop_version, prepare
+    from forgetflow.adapters.workspace import Workspace
+    from forgetflow.core.data.manifest import Manifest
+    from forgetflow.core.params import DataParams
+
+    work = project(tmp_path, params_file)
+    data = DataParams(**yaml.safe_load((work / "params.yaml").read_text())["data"])
+    repo = DataRepo(Workspace.from_env())
+    head, _ = prepare(repo, data)
+    train_ids = repo.manifest(head).ids[repo.manifest(head).split == "train"]
+    head = drop_version(repo, head, train_ids[:7], {}, "b-one", [1])
+    first = run(work, DVC, "repro")
+    assert "7 row(s) left out" in first and f"data {head.tag}" in first
+    built = Manifest.read_csv(work / "build/manifest.csv")
+    assert not set(train_ids[:7].tolist()) & set(built.ids.tolist())
+    assert set(built.ids.tolist()) == set(repo.manifest(head).ids.tolist())
+    assert "Stage 'train' didn't change" in run(work, DVC, "repro")
+    drop_version(repo, head, train_ids[7:9], {}, "b-two", [2])
+    again = run(work, DVC, "repro")
+    assert "9 row(s) left out" in again and "Running stage 'train'" in again

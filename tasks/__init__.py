@@ -9,3 +9,17 @@ Retries, caching and concurrency are declared here and nowhere else:
 
 GPU_TAG = "forgetflow-gpu"
 DVC_TAG = "forgetflow-dvc"
+
+
+def unless_lease_lost(task: object, task_run: object, state: object) -> bool:
+    """Prefect retry condition: retry a failed write, but never one refused because the
+    batch's lease is gone (another worker owns the batch now)."""
+    from forgetflow.adapters.ledger_batches import LeaseLost
+
+    try:
+        state.result()  # type: ignore[attr-defined]
+    except LeaseLost:
+        return False
+    except Exception:
+        return True
+    return True

@@ -109,7 +109,8 @@ def commit_data(run: BatchRun) -> None:
     accepted = sorted(plan.accepted)
     with run.watch.lap("data_version"):
         s["version"] = commit_batch_version(s["base"], s["manifest"], plan.selection.drop_ids,
-                                            plan.request_of(), run.opened.batch_id, accepted)
+                                            plan.request_of(), run.opened.batch_id, accepted,
+                                            run.lease.check)
     run.ledger.update_batch(run.opened.batch_id, owner=run.owner, data_version=s["version"].tag)
     run.lease.step("data-version-recorded")
     with run.watch.lap("extract"):
@@ -174,7 +175,8 @@ def register(run: BatchRun) -> None:
         s["ref"] = register_batch(
             o.model_name, o.batch_id, s["model"], s["spec"], s["recipe"], tags, s["metrics"],
             lineage.data_inputs(repo, s["version"], s["bundle"], s["forget"].ids, s["sha"]),
-            lineage.run_params(run.params, s["outcome"].method, s["outcome"].config))
+            lineage.run_params(run.params, s["outcome"].method, s["outcome"].config),
+            run.lease.check)
 
 
 def registered_before(run: BatchRun) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -12,7 +14,7 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.data.manifest import Manifest
 from forgetflow.core.data.tensors import DataBundle
 from forgetflow.core.params import DataParams
-from tasks import DVC_TAG
+from tasks import DVC_TAG, unless_lease_lost
 
 IO = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -34,11 +36,13 @@ def load_data(tag: str | None = None) -> tuple[DataVersion, DataBundle, Manifest
     return version, bundle, manifest
 
 
-@task(name="commit-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5, **IO)
+@task(name="commit-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5,
+      retry_condition_fn=unless_lease_lost, **IO)
 def commit_batch_version(parent: DataVersion, manifest: Manifest, drop_ids: np.ndarray,
-                         request_of: dict[str, str], batch_id: str,
-                         request_ids: list[int]) -> DataVersion:
-    return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids, manifest)
+                         request_of: dict[str, str], batch_id: str, request_ids: list[int],
+                         fence: Callable[[], None] | None = None) -> DataVersion:
+    return drop_version(_repo(), parent, drop_ids, request_of, batch_id, request_ids, manifest,
+                        fence)
 
 
 @task(name="find-planning-base", retries=2, retry_delay_seconds=2, **IO)

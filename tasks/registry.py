@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -12,8 +13,10 @@ from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.models import Classifier
 from forgetflow.core.training import ModelSpec, TrainConfig
 from forgetflow.pipeline.parent import parent_of
+from tasks import unless_lease_lost
 
-RETRY = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE, "persist_result": False}
+RETRY = {"retries": 2, "retry_delay_seconds": 3, "cache_policy": NO_CACHE, "persist_result": False,
+         "retry_condition_fn": unless_lease_lost}
 
 
 def _registry() -> Registry:
@@ -38,15 +41,16 @@ def batch_version(name: str, batch_id: str) -> ModelRef | None:
 @task(name="register-batch-version", **RETRY)
 def register_batch(name: str, batch_id: str, model: Classifier, spec: ModelSpec,
                    recipe: TrainConfig, tags: dict[str, str], metrics: dict[str, float | None],
-                   inputs: list[InputRef], params: dict[str, Any]) -> ModelRef:
+                   inputs: list[InputRef], params: dict[str, Any],
+                   fence: Callable[[], None] | None = None) -> ModelRef:
     """Exactly one version per batch: an existing one is returned; runs a killed attempt
-    left without a version are deleted before registering."""
+    left without a version are deleted before registering. `fence` as in Registry.register."""
     registry = _registry()
     existing = registry.version_of_batch(name, batch_id)
     if existing is not None:
         return existing
     registry.discard_runs_of_batch(batch_id)
-    return registry.register(name, model, spec, recipe, tags, metrics, inputs, params)
+    return registry.register(name, model, spec, recipe, tags, metrics, inputs, params, fence)
 
 
 @task(name="version-metrics", **RETRY)

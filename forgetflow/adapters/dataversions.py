@@ -6,7 +6,7 @@ even if a manifest were rebuilt from the source.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -122,16 +122,21 @@ def poison_version(repo: DataRepo, spec: TriggerSpec, rate: float, seed: int) ->
 
 def drop_version(repo: DataRepo, parent: DataVersion, drop_ids: np.ndarray,
                  request_of: Mapping[str, str], batch_id: str, request_ids: list[int],
-                 manifest: Manifest | None = None) -> DataVersion:
+                 manifest: Manifest | None = None,
+                 fence: Callable[[], None] | None = None) -> DataVersion:
     """The batch's new version: parent's manifest without `drop_ids`, exclusions extended.
     Idempotent per batch id: a rerun returns the version the batch already committed.
-    `manifest`: the parent's manifest when the caller already holds it (saves a re-read)."""
+    `manifest`: the parent's manifest when the caller already holds it (saves a re-read).
+    `fence`: raises unless the caller still holds the batch's lease; asked under the repo's
+    lock, so no other worker's commit can come between it and this one."""
     with repo.locked():
         repo.recover()
         done = repo.version_of_batch(batch_id)
         if done is not None:  # a rerun of a batch that committed before it died
             repo.push()
             return done
+        if fence is not None:
+            fence()
         head = repo.version()
         if head.tag != parent.tag:
             raise DataRepoError(f"data registry moved to {head.tag} while the batch ran on "

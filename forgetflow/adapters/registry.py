@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -188,9 +189,12 @@ class Registry:
 
     def register(self, name: str, model: Classifier, spec: ModelSpec, recipe: TrainConfig,
                  tags: dict[str, str], metrics: dict[str, float | None],
-                 inputs: list[InputRef], params: dict[str, Any] | None = None) -> ModelRef:
+                 inputs: list[InputRef], params: dict[str, Any] | None = None,
+                 fence: Callable[[], None] | None = None) -> ModelRef:
         """One run (params, metrics, inputs, model) and one new registered version carrying
-        `tags` (built by forgetflow.pipeline.lineage) under the `forgetflow.` prefix."""
+        `tags` (built by forgetflow.pipeline.lineage) under the `forgetflow.` prefix.
+        `fence`: raises unless the caller still holds its batch's lease; asked after the
+        slow upload and just before the version is created (a refused run is deleted)."""
         import mlflow
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.data.sources import LocalArtifactDatasetSource
@@ -219,6 +223,12 @@ class Registry:
             sha = info.flavors[mlflow_model.FLAVOR]["sha256"]
             mlflow.set_tag(MODEL_SHA_TAG_FULL, sha)
             fault_point("registry-run-logged")
+        if fence is not None:
+            try:
+                fence()
+            except Exception:
+                self.client.delete_run(run.info.run_id)
+                raise
         version_tags = {**{TAG + k: v for k, v in tags.items()}, MODEL_SHA_TAG_FULL: sha}
         mv = self.client.create_model_version(name, info.model_uri, run.info.run_id,
                                               tags=version_tags) \

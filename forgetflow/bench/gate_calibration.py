@@ -32,6 +32,9 @@ CASES = (("cnn", 10000, {"scenario": "class", "forget_class": 2}),
          ("resnet8", 3000, {"scenario": "class", "forget_class": 2}),
          ("resnet8", 3000, {"scenario": "backdoor", "poison_rate": 0.01}))
 KIND = {"class_feature_drop": "min", "relearn_gap": "max", "reimplant_gap": "max"}
+# `GATE_POWER=1`: the relearn-vs-unseen check's power by request size (50..800 rows of 10k)
+POWER_CASES = tuple(("cnn", 10000, {"scenario": "random", "fraction": f})
+                    for f in (0.005, 0.01, 0.02, 0.04, 0.08))
 
 
 def statistic(evidence: dict, z: float) -> float:
@@ -78,12 +81,12 @@ def threshold(records: list[dict]) -> dict:
             "unseparated_cases": [c for c, v in best.items() if v is not None and v <= worst]}
 
 
-def run(seeds: int = 3) -> dict:
+def run(seeds: int = 3, cases: tuple = CASES) -> dict:
     z = load_params().gate.depth.noise_z
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     records = []
     wanted = os.environ.get("GATE_CASES")  # e.g. "2,3,4": indices into CASES (reruns)
-    cases = [CASES[int(i)] for i in wanted.split(",")] if wanted else CASES
+    cases = [cases[int(i)] for i in wanted.split(",")] if wanted else cases
     for model, limit, sc in cases:
         if sc["scenario"] == "subject":
             sc = {**sc, "subjects": round(sc["subjects"] * FULL_TRAIN / limit)}
@@ -129,11 +132,35 @@ def markdown(cal: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def power(cal: dict, limit: float) -> dict:
+    """Per request size: how many tuning seeds' sanity rows the relearn check refuses and how
+    many Retrains it accepts at the configured threshold (`limit`), and the rows judged."""
+    out: dict[str, dict] = {}
+    for r in cal["records"]:
+        if r["check"] != "relearn_gap":
+            continue
+        row = out.setdefault(r["case"], {"rows": [], "sanity_refused": 0, "sanity": 0,
+                                         "retrain_passed": 0, "retrain": 0})
+        row["rows"].append(r.get("rows"))
+        refused = r["stat"] > limit
+        if r["method"] in SANITY:
+            row["sanity"] += 1
+            row["sanity_refused"] += refused
+        elif r["method"] in GOLD:
+            row["retrain"] += 1
+            row["retrain_passed"] += not refused
+    return out
+
+
 def main() -> None:
-    cal = run(int(os.environ.get("GATE_SEEDS", "3")))
+    sweep = os.environ.get("GATE_POWER") == "1"
+    cal = run(int(os.environ.get("GATE_SEEDS", "3")), POWER_CASES if sweep else CASES)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "calibration.json").write_text(json.dumps(cal, indent=1, default=float))
-    (OUT / "calibration.md").write_text(markdown(cal))
+    name = "power" if sweep else "calibration"
+    if sweep:
+        cal["power"] = power(cal, load_params().gate.depth.max_relearn_gap)
+    (OUT / f"{name}.json").write_text(json.dumps(cal, indent=1, default=float))
+    (OUT / f"{name}.md").write_text(markdown(cal))
     print(markdown(cal))
 
 

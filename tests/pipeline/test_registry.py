@@ -69,3 +69,43 @@ def test_fresh_process_loads_with_workspace_default_uri(trained: dict[str, str])
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("10")
+
+
+def test_fenced_writes_leave_nothing_once_the_lease_is_gone(prefect_harness: None,
+                                                           trained: dict[str, str]) -> None:
+    """The data commit asks its fence under the repo lock, the registration after the upload
+    and before the version: a refused one writes no data version, no model version and no
+    live run, and Prefect does not retry it."""
+    import numpy as np
+
+    from forgetflow.adapters.datarepo import DataRepo
+    from forgetflow.adapters.ledger_batches import LeaseLost
+    from tasks.registry import register_batch
+
+    asked: list[int] = []
+
+    def gone() -> None:
+        asked.append(1)
+        raise LeaseLost("batch b-stale: lease lost")
+
+    ws = Workspace.from_env()
+    repo, registry = DataRepo(ws), Registry(ws)
+    head = repo.version()
+    with pytest.raises(LeaseLost):
+        from tasks.data import commit_batch_version
+
+        commit_batch_version(head, repo.manifest(head), np.array([repo.manifest(head).ids[0]]),
+                             {}, "b-stale", [1], gone)
+    assert repo.tags() == [head.tag] and asked == [1]
+    base, before = registry.ref(NAME, "1"), [r.version for r in registry.versions(NAME)]
+    model, spec, recipe = registry.load(base)
+    tags = {**{k: v for k, v in ((t.removeprefix(TAG), base.tags[t]) for t in base.tags
+                                 if t.startswith(TAG))}, "batch_id": "b-stale", "kind": "x"}
+    with pytest.raises(LeaseLost):
+        register_batch(NAME, "b-stale", model, spec, recipe, tags, {"test_acc": 1.0}, [], {},
+                       gone)
+    assert asked == [1, 1]  # asked once: a lost lease is not retried
+    assert [r.version for r in registry.versions(NAME)] == before
+    experiment = registry.client.get_experiment_by_name("forgetflow")
+    assert registry.client.search_runs([experiment.experiment_id],
+                                       f"tags.`{TAG}batch_id` = 'b-stale'") == []

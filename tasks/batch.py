@@ -86,7 +86,8 @@ def plan_requests(run: BatchRun) -> bool:
     exclusions = DataRepo(ws).exclusions(s["base"])
     with run.watch.lap("extract"):
         s["plan"] = plan_batch(ledger_tasks.open_requests(run.opened.request_ids), manifest,
-                               s["base_bundle"], frozenset(exclusions.ids))
+                               s["base_bundle"], frozenset(exclusions.ids),
+                               frozenset(run.ledger.subjects_removed(run.opened.model_name)))
     run.lease.step("planned")
     ledger_tasks.reject(s["plan"].rejected, run.owner)
     run.lease.step("rejected")

@@ -207,6 +207,14 @@ class Ledger(BatchLedger):
         with self._session() as s:
             return [RequestView.of(r) for r in s.scalars(query)]
 
+    def subjects_removed(self, model_name: str) -> dict[str, list[int]]:
+        """subject → its unlearned or done subject requests: whose rows are out of the data."""
+        out: dict[str, list[int]] = {}
+        for view in self.list(model_name=model_name):
+            if view.kind == "subject" and view.status in ("unlearned", "done"):
+                out.setdefault(str(view.payload.get("subject")), []).append(view.id)
+        return out
+
     def sample_ids(self, request_id: int) -> list[str]:
         with self._session() as s:
             query = (select(RequestSampleRow.sample_id)

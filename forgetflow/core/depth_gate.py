@@ -93,6 +93,10 @@ def matched_unseen(forget: ImageSet, pool: ImageSet, seed: int) -> ImageSet:
     return pool.take(np.sort(np.concatenate(picks))) if picks else pool.take(np.array([], int))
 
 
+class Unpowered(ValueError):
+    """Too few rows for the retrain-free comparison to tell forgetting from doing nothing."""
+
+
 def _split(data: ImageSet, shown: int, seed: int) -> tuple[ImageSet, ImageSet]:
     order = np.random.default_rng(seed).permutation(len(data))
     return data.take(order[:shown]), data.take(order[shown:])
@@ -114,8 +118,8 @@ def samples_depth(model: torch.nn.Module, forget: ImageSet, unseen_pool: ImageSe
     unseen = matched_unseen(forget, unseen_pool, seed)
     n = min(len(forget), len(unseen))
     if n < budget.min_rows:
-        raise ValueError(f"{n} forget rows with unseen counterparts: fewer than "
-                         f"min_rows ({budget.min_rows}), the comparison has no power")
+        raise Unpowered(f"{n} forget rows with unseen counterparts: fewer than "
+                        f"min_rows ({budget.min_rows}), the comparison has no power")
     k = min(budget.max_shown, max(budget.min_shown, math.ceil(budget.shown_fraction * n)))
     k = min(k, n // 2)
     before, after = [], []

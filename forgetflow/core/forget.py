@@ -58,6 +58,7 @@ class Scope:
     train_images: torch.Tensor | None = None
     num_classes: int | None = None
     removed: frozenset[str] = frozenset()  # ids the exclusion manifest already holds
+    removed_subjects: frozenset[str] = frozenset()  # subjects earlier requests removed
 
 
 def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
@@ -76,8 +77,13 @@ def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
 
 def _subject(req: ForgetRequest, scope: Scope) -> np.ndarray:
     mask = scope.manifest.subject == req.subject
+    if not mask.any() and req.subject in scope.removed_subjects:
+        raise AlreadyRemoved("every row of this subject was already removed by an earlier "
+                             "request")
     if not mask.any():
-        raise ForgetSetError(f"unknown subject {req.subject!r} in this data version")
+        # no subject id: a reason is stored in the ledger and shown in Prefect artifacts
+        raise ForgetSetError("unknown subject in this data version (never in it, or its rows "
+                             "were removed by an earlier request)")
     return mask
 
 
@@ -145,11 +151,13 @@ class ForgetSelection:
 
 def select(request: ForgetRequest, manifest: Manifest,
            train_images: torch.Tensor | None = None, num_classes: int | None = None,
-           removed: frozenset[str] = frozenset()) -> np.ndarray:
-    """Boolean mask over the manifest rows the request names (all splits); `removed`: ids
-    earlier requests removed (named ones are not unknown: AlreadyRemoved when all are)."""
+           removed: frozenset[str] = frozenset(),
+           removed_subjects: frozenset[str] = frozenset()) -> np.ndarray:
+    """Boolean mask over the manifest rows the request names (all splits); `removed` /
+    `removed_subjects`: ids and subjects earlier requests removed (AlreadyRemoved when a
+    request names nothing else)."""
     return KINDS[request.kind].select(request, Scope(manifest, train_images, num_classes,
-                                                     removed))
+                                                     removed, removed_subjects))
 
 
 def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarray],
@@ -178,9 +186,11 @@ def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarra
 
 def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
             train_images: torch.Tensor | None = None, num_classes: int | None = None,
-            removed: frozenset[str] = frozenset()) -> ForgetSelection:
+            removed: frozenset[str] = frozenset(),
+            removed_subjects: frozenset[str] = frozenset()) -> ForgetSelection:
     """Union of all requests' selections, checked so the result is a sane forget set."""
-    masks = [select(r, manifest, train_images, num_classes, removed) for r in requests]
+    masks = [select(r, manifest, train_images, num_classes, removed, removed_subjects)
+             for r in requests]
     return check_selection(requests, masks, manifest)
 
 

@@ -43,15 +43,18 @@ class BatchPlan:
 
 
 def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
-               bundle: DataBundle, removed: frozenset[str] = frozenset()) -> BatchPlan:
-    """Select each request's rows once, check each alone, then the union. `removed`: the
-    ids earlier requests removed (a request naming only those is `already_removed`)."""
+               bundle: DataBundle, removed: frozenset[str] = frozenset(),
+               removed_subjects: frozenset[str] = frozenset()) -> BatchPlan:
+    """Select each request's rows once, check each alone, then the union. `removed` /
+    `removed_subjects`: what earlier requests removed (a request naming only that is
+    `already_removed`)."""
     accepted, rejected, masks, already = {}, {}, {}, {}
     train_of, drop_of = {}, {}
     is_train = manifest.split == "train"
     for rid, req in requests.items():
         try:
-            mask = select(req, manifest, bundle.train.images, bundle.num_classes, removed)
+            mask = select(req, manifest, bundle.train.images, bundle.num_classes, removed,
+                          removed_subjects)
             check_selection([req], [mask], manifest)
         except AlreadyRemoved as exc:
             already[rid] = str(exc)

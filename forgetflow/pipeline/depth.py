@@ -9,7 +9,7 @@ import numpy as np
 
 from forgetflow.core.attacks import ProbeError
 from forgetflow.core.data.tensors import ImageSet
-from forgetflow.core.depth_gate import DepthResult
+from forgetflow.core.depth_gate import DepthResult, Unpowered
 from forgetflow.core.params import DepthGateParams
 from forgetflow.pipeline.batch import Stage
 
@@ -38,14 +38,20 @@ def _skipped(stage: str, kind: str, why: str, passed: bool = True) -> dict[str, 
 
 def stage_depth(model, parent, st: Stage, retain: ImageSet, test: ImageSet,
                 unseen: ImageSet, cfg: DepthGateParams, seed: int) -> dict[str, Any]:
-    """One stage's check, as its scenario defines it. Too little data to test is recorded as
-    not gated (with why); a model whose features cannot be read fails (fail closed)."""
+    """One stage's check, as its scenario defines it. Too few rows for the comparison to have
+    power fail unless the model is an exact retrain (or `unpowered: accept` records them as
+    not gated); other missing data is recorded as not gated, with why; a model whose
+    features cannot be read fails (fail closed)."""
     scenario = st.target.scenario
     kind = scenario.depth_check_name
     try:
         found = scenario.depth_check(model, parent, st.target, retain, test, unseen, cfg, seed)
     except ProbeError as exc:
         return _skipped(st.name, kind, f"failed closed: {exc}", passed=False)
+    except Unpowered as exc:  # gate.depth.unpowered: only an exact retrain can pass
+        accept = cfg.unpowered == "accept"
+        return _skipped(st.name, kind, str(exc) if accept else f"unpowered: {exc}; only an "
+                        "exact retrain passes (gate.depth.unpowered: exact)", passed=accept)
     except ValueError as exc:
         return _skipped(st.name, kind, str(exc))
     res = found.result

@@ -117,9 +117,28 @@ def removed_by(exclusions: Exclusions, sample_ids: set[str], rid: int) -> list[i
     return sorted(found - {rid})
 
 
-def named_ids(ledger: Ledger, view: RequestView) -> list[str]:
-    """The sample ids a samples request names (other kinds name none)."""
-    return ledger.sample_ids(view.id) if view.kind == "samples" else []
+def same_subject_before(ledger: Ledger, view: RequestView) -> list[int]:
+    """Earlier (lower id) unlearned/done requests for the subject a subject request names."""
+    subject = str(view.payload.get("subject"))
+    return [r for r in ledger.subjects_removed(view.model_name).get(subject, []) if r < view.id]
+
+
+def named_ids(ledger: Ledger, view: RequestView, exclusions: Exclusions) -> list[str]:
+    """Ids a request names that earlier requests may have removed: a samples request's ids; a
+    subject request's rows removed by earlier requests for the same subject; none else."""
+    if view.kind == "samples":
+        return ledger.sample_ids(view.id)
+    if view.kind == "subject":
+        return sorted({i for r in same_subject_before(ledger, view)
+                       for i in excluded_for(exclusions, r)})
+    return []
+
+
+def removed_earlier_by(ledger: Ledger, view: RequestView, exclusions: Exclusions) -> list[int]:
+    """The other requests that removed rows this one names (receipt `rows_removed_earlier_by`)."""
+    if view.kind == "subject":
+        return same_subject_before(ledger, view)
+    return removed_by(exclusions, set(named_ids(ledger, view, exclusions)), view.id)
 
 
 def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -143,7 +162,7 @@ def issue_receipts(ledger: Ledger, repo: DataRepo, registry: Registry, ref: Mode
     receipts = {}
     for rid in request_ids:
         view = ledger.get(rid)
-        excluded = excluded_for(exclusions, rid, named_ids(ledger, view))
+        excluded = excluded_for(exclusions, rid, named_ids(ledger, view, exclusions))
         receipts[rid] = sign({
             "format": FORMAT, "request_id": rid, "kind": view.kind, "status": "done",
             "selector_sha256": selector_sha256(view, ledger.sample_ids(rid)),
@@ -156,7 +175,7 @@ def issue_receipts(ledger: Ledger, repo: DataRepo, registry: Registry, ref: Mode
             "forget_set_sha256": ref.tag("forget_set_sha256"),
             "request_excluded_rows": len(excluded),
             "request_excluded_sha256": ids_sha256(excluded),
-            "rows_removed_earlier_by": removed_by(exclusions, set(named_ids(ledger, view)), rid),
+            "rows_removed_earlier_by": removed_earlier_by(ledger, view, exclusions),
             "method": ref.tag("method"), "gate": ref.tag("gate"),
             "gate_metrics": metrics,
             "serving": [{"alias": alias, "model_version": s.version,

@@ -15,7 +15,7 @@ from forgetflow.adapters.datarepo import DataRepo, Exclusions
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import ModelRef, Registry
 from forgetflow.adapters.workspace import Workspace
-from forgetflow.pipeline.receipts import issue_receipts, receipt_key, removed_by
+from forgetflow.pipeline.receipts import issue_receipts, receipt_key, removed_earlier_by
 
 
 def data_number(tag: str | None) -> int:
@@ -57,7 +57,7 @@ def honour_already_removed(ws: Workspace, name: str, request_ids: list[int],
     yet (the requests that removed its rows are not unlearned themselves): to be rejected."""
     ledger, refused = Ledger.open(ws.ledger_url), {}
     for rid in request_ids:
-        by = removed_by(exclusions, set(ledger.sample_ids(rid)), rid)
+        by = removed_earlier_by(ledger, ledger.get(rid), exclusions)
         views = [ledger.get(r) for r in by]
         if not views or any(v.status not in ("unlearned", "done") for v in views):
             refused[rid] = (f"every named row was already removed by request(s) {by}, which "

@@ -20,6 +20,14 @@ class SubmissionError(ValueError):
     """A request cannot be accepted against the current data version or registry."""
 
 
+def _subjects_removed(repo: DataRepo, model_name: str, kind: str) -> frozenset[str]:
+    if kind != "subject":
+        return frozenset()
+    from forgetflow.adapters.ledger import Ledger
+
+    return frozenset(Ledger.open(repo.ws.ledger_url).subjects_removed(model_name))
+
+
 def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
                         model_name: str) -> int:
     """Check a request before it is stored; returns how many training samples it names.
@@ -40,7 +48,7 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
         else:
             manifest = repo.manifest(head).without(removed)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,
-                          removed)
+                          removed, _subjects_removed(repo, model_name, req.kind))
     except AlreadyRemoved:
         return 0  # earlier requests removed every row: the next batch honours it at once
     except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors

@@ -61,6 +61,20 @@ def test_already_removed_rows_complete_with_the_version_that_removed_them(
     assert not any(i in json.dumps(view) for i in removed[:5])
     verified(again)
 
+    # 1b. a subject whose rows an earlier subject request removed: the same, by that request
+    subject_request = done["requests"][0]
+    again_subject = cli("request", "submit", "--kind", "subject", "--subject",
+                        done["subject"])["id"]
+    cli("process")
+    view = cli("request", "show", str(again_subject))
+    first = cli("request", "show", str(subject_request))["receipt"]
+    assert (view["status"], view["model_version"]) == ("done", "2"), view
+    assert view["receipt"]["rows_removed_earlier_by"] == [subject_request]
+    assert view["receipt"]["request_excluded_rows"] == first["request_excluded_rows"] > 0
+    assert done["subject"] not in (view["reason"] or "")
+    verified(again_subject)
+    verified(subject_request)
+
     # 2. part removed, part still present: the present rows are unlearned as usual
     mixed = submit(tmp_path, removed[5:8] + present)
     batch = cli("process")
@@ -76,7 +90,7 @@ def test_already_removed_rows_complete_with_the_version_that_removed_them(
     assert cli("promote")["completed_requests"] == sorted([mixed, follow])
     receipt = cli("request", "show", str(follow))["receipt"]
     assert receipt["rows_removed_earlier_by"] == [mixed] and receipt["model_version"] == v3
-    for rid in (again, mixed, follow):
+    for rid in (again, mixed, follow, again_subject):
         verified(rid)
 
     # ids never in the data are refused at submission, by count only

@@ -89,7 +89,7 @@ class DepthGateParams(_Section):
     retain_per_step: int = Field(64, ge=1)
     shots: int = Field(10, ge=1)
     repeats: int = Field(20, ge=1)
-    min_rows: int = Field(50, ge=2)  # samples/subject: fewer rows than this cannot be judged
+    min_rows: int = Field(400, ge=2)  # samples/subject: fewer rows than this cannot be judged
     # what an unpowered samples/subject stage gets: "exact" = fails unless the rung is an exact
     # retrain (the ladder climbs to it); "accept" = recorded as not depth-gated
     unpowered: Literal["exact", "accept"] = "exact"

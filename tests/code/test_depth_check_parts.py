@@ -88,13 +88,17 @@ def test_class_check_is_a_minimum_and_prints_as_one() -> None:
     assert rec["metric"] == "depth.class-3.class_feature_drop"  # a valid MLflow metric name
 
 
-def test_too_small_forget_set_is_recorded_as_not_gated() -> None:
+@pytest.mark.parametrize("unpowered", ["exact", "accept"])
+def test_too_small_forget_set_fails_unless_accepted(unpowered: str) -> None:
+    """Too few rows for power: by default (exact) the stage fails, naming why, so only an
+    exact retrain passes; `accept` records it as not gated."""
     from forgetflow.pipeline.batch import Stage
 
     model = build_model("cnn", 1, 10, 28, [0.5], [0.5])
     tiny = _images(12, np.arange(12) % 10)
     st = Stage("samples", ForgetTarget(SAMPLES, tiny, _images(100, np.arange(100) % 10, 1)))
+    cfg = GateParams().depth.model_copy(update={"unpowered": unpowered})
     rec = stage_depth(model, model, st, _images(50, np.arange(50) % 10, 2),
-                      _images(50, np.arange(50) % 10, 3), st.target.third_party,
-                      GateParams().depth, 0)
-    assert rec["passed"] and rec["value"] is None and "not gated" in rec["note"]
+                      _images(50, np.arange(50) % 10, 3), st.target.third_party, cfg, 0)
+    assert rec["value"] is None and rec["passed"] is (unpowered == "accept")
+    assert ("not gated" if unpowered == "accept" else "only an exact retrain") in rec["note"]

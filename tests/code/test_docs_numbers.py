@@ -189,7 +189,23 @@ RESNET = "resnet8-3000-class-0.json"
 TUNE, BUDGETS, GATE = "tuning/dm.json", "depth/budgets.json", "gate/calibration.json"
 CNN_CLASS, R8_BACKDOOR = "cnn/class", "resnet8/backdoor"
 
+POWER = "gate/power.json"
+
+
+def power_row(d: dict, fraction: float) -> list[float]:
+    """(identity refused, Retrain passed) at one request size of the power sweep."""
+    row = d["power"][json.dumps({"scenario": "random", "fraction": fraction})]
+    return [row["sanity_refused"], row["retrain_passed"]]
+
+
 QUOTES: tuple[Quote, ...] = (
+    # README.md: the relearn check's power by request size (GATE_POWER=1, 2026-12-06)
+    *(Quote("README.md", f"| {rows} | {{n}}/4 | {{n}}/8 |", POWER,
+            lambda d, f=rows / 10000: power_row(d, f)) for rows in (50, 100, 200, 400, 800)),
+    Quote("docs/method.md", "the untouched original was refused {n} time in {n} at 50, 100 and "
+          "200 rows", POWER, lambda d: [same(*(power_row(d, f)[0] for f in (0.005, 0.01, 0.02))),
+                                        d["power"][json.dumps({"scenario": "random",
+                                                               "fraction": 0.005})]["sanity"]]),
     # README.md: the gate and yardstick run of 2026-12-05 and the folder benchmark
     Quote("README.md", "`make bench-folder`: {n} small images prepare in {n} s at {n} GB peak, "
           "an unchanged re-run in {n} s, a re-scan after adding one image in {n} s",

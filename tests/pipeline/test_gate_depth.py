@@ -25,6 +25,42 @@ def _params(params_file: Path, method: str, escalation: list[dict]) -> Path:
     return out
 
 
+def test_a_request_too_small_to_judge_passes_only_an_exact_retrain(
+        prefect_harness: None, trained: dict, params_file: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """(First in the module: a class batch that failed earlier would put its rows here too.)
+    Below gate.depth.min_rows the relearn comparison has no power: by default (unpowered:
+    exact) doing nothing is refused there with that reason and the ladder's retrain passes;
+    `unpowered: accept` is the explicit opt-out that records the stage as not depth-gated."""
+    from forgetflow.adapters.datarepo import DataRepo
+
+    repo = DataRepo(Workspace.from_env())
+    m = repo.manifest(repo.version())
+    import numpy as np
+
+    drawn = np.random.default_rng(7).permutation(m.ids[m.split == "train"])[:60].tolist()
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(drawn[:30]) + "\n")
+    runner = CliRunner()
+    for unpowered, rungs in (("exact", [("identity", "failed"), ("retrain", "passed")]),
+                             ("accept", [("identity", "passed")])):
+        path = _params(params_file, "identity", [{"method": "retrain", "config": {}}])
+        params = yaml.safe_load(path.read_text())
+        params["gate"]["depth"] = {"unpowered": unpowered, "min_rows": 50}
+        path.write_text(yaml.safe_dump(params))
+        monkeypatch.setenv("FORGETFLOW_PARAMS", str(path))
+        submitted = runner.invoke(app, ["request", "submit", "--kind", "samples",
+                                        "--ids-file", str(ids), "--json"])
+        assert submitted.exit_code == 0, submitted.output
+        batch = json.loads(runner.invoke(app, ["process", "--json"]).stdout)
+        decisions = Ledger(Workspace.from_env().ledger_url).batch(batch["batch_id"])["decisions"]
+        assert [(d["method"], d["gate"]) for d in decisions] == rungs, decisions
+        depth = [c for c in decisions[0]["checks"] if c.get("depth")]
+        assert len(depth) == 1 and depth[0]["passed"] is (unpowered == "accept")
+        assert ("unpowered" in depth[0]["note"]) is (unpowered == "exact")
+        ids.write_text("\n".join(drawn[30:]) + "\n")
+
+
 def test_a_logit_mask_fails_the_depth_check_and_the_ladder_retrains(
         prefect_harness: None, trained: dict, params_file: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,36 +105,3 @@ def test_doing_nothing_is_refused_and_gets_no_receipt(prefect_harness: None, tra
     assert "class-5: depth class_feature_drop" in request.reason
     challenger = Registry(ws).alias("ff-test", "challenger")  # an earlier test's may exist
     assert challenger is None or challenger.version != batch["model_version"]
-
-
-def test_a_request_too_small_to_judge_passes_only_an_exact_retrain(
-        prefect_harness: None, trained: dict, params_file: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below gate.depth.min_rows the relearn comparison has no power: by default (unpowered:
-    exact) doing nothing is refused there with that reason and the ladder's retrain passes;
-    `unpowered: accept` is the explicit opt-out that records the stage as not depth-gated."""
-    from forgetflow.adapters.datarepo import DataRepo
-
-    repo = DataRepo(Workspace.from_env())
-    m = repo.manifest(repo.version())
-    ids = tmp_path / "ids.txt"
-    ids.write_text("\n".join(sorted(m.ids[m.split == "train"].tolist())[:30]) + "\n")
-    runner = CliRunner()
-    for unpowered, rungs in (("exact", [("identity", "failed"), ("retrain", "passed")]),
-                             ("accept", [("identity", "passed")])):
-        path = _params(params_file, "identity", [{"method": "retrain", "config": {}}])
-        params = yaml.safe_load(path.read_text())
-        params["gate"]["depth"] = {"unpowered": unpowered, "min_rows": 50}
-        path.write_text(yaml.safe_dump(params))
-        monkeypatch.setenv("FORGETFLOW_PARAMS", str(path))
-        submitted = runner.invoke(app, ["request", "submit", "--kind", "samples",
-                                        "--ids-file", str(ids), "--json"])
-        assert submitted.exit_code == 0, submitted.output
-        batch = json.loads(runner.invoke(app, ["process", "--json"]).stdout)
-        assert batch["gate"] == "passed"
-        decisions = Ledger(Workspace.from_env().ledger_url).batch(batch["batch_id"])["decisions"]
-        assert [(d["method"], d["gate"]) for d in decisions] == rungs
-        depth = [c for c in decisions[0]["checks"] if c.get("depth")]
-        assert len(depth) == 1 and depth[0]["passed"] is (unpowered == "accept")
-        assert ("unpowered" in depth[0]["note"]) is (unpowered == "exact")
-        ids.write_text("\n".join(sorted(m.ids[m.split == "train"].tolist())[30:60]) + "\n")

@@ -172,7 +172,9 @@ class DemoParams(_Section):
     """The smaller recipe `forgetflow demo` uses so `make run` stays within minutes."""
 
     epochs: int = Field(4, ge=1)
-    samples: int = Field(100, ge=1)  # size of the demo's samples request
+    # size of the demo's samples request: at least gate.depth.min_rows, so the demo's
+    # sample/subject stage is judged by the relearn check rather than sent to a retrain
+    samples: int = Field(400, ge=1)
 
 
 class Params(BaseModel):

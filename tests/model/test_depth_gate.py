@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forgetflow.core.data.tensors import DataBundle
-from forgetflow.core.params import GateParams
+from forgetflow.core.params import DepthGateParams, GateParams
 from forgetflow.core.scenarios import scenario_named
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
@@ -16,8 +16,11 @@ from forgetflow.pipeline.batch import Stage
 from forgetflow.pipeline.gate import run_gate
 
 RECIPE = TrainConfig(epochs=12, batch_size=64, lr=3e-3, seed=0)
-# output checks as the shipped gate, the test-accuracy allowance widened for 2.7k-row models
-GATE = GateParams(max_test_acc_drop=0.05)
+# output checks as the shipped gate, the test-accuracy allowance widened for 2.7k-row models;
+# the tiny bundle has fewer unseen rows than the shipped min_rows (400, the size at which the
+# relearn check refuses doing nothing on every tuning seed of the full bench), so these fixed
+# seeds are judged from 50 rows: the mechanism under test, not its power
+GATE = GateParams(max_test_acc_drop=0.05, depth=DepthGateParams(min_rows=50))
 CLASS = 4
 
 

@@ -69,7 +69,10 @@ def test_batch_end_to_end(prefect_harness: None, workspace, tmp_path) -> None:
     promoted = promote_flow()
     assert promoted == {"model_name": NAME, "champion": batch["model_version"],
                         "previous_champion": "1",
-                        "completed_requests": [rid_subject, rid_class, rid_samples]}
+                        "completed_requests": [rid_subject, rid_class, rid_samples],
+                        # v1 was tagged tainted when the batch ended; it lost its last alias
+                        # now, and retention (0 days) deleted its weights
+                        "retention": {"tainted": [], "aliases_removed": [], "purged": ["1"]}}
 
     # registry, read with the plain MLflow client
     uri = workspace.parent / "mlflow.db"

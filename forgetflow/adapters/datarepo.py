@@ -328,8 +328,15 @@ class DataRepo:
             with self._dvc() as repo:
                 repo.checkout(force=True)
 
-    def gc(self) -> None:
-        """Purge every object the newest version does not use, locally and in the remote:
-        forgotten project-owned rows (poisoned images) are then physically gone."""
-        with self.locked(), self._dvc() as repo:
-            repo.gc(workspace=True, cloud=True, force=True)
+    def gc(self, keep_from: str | None = None) -> list[str]:
+        """Purge every object no kept version uses, locally and in the remote: forgotten
+        project-owned rows (poisoned images) are then physically gone. Kept: the newest
+        version, and every version from `keep_from` on (the data a model that may still
+        parent a batch was built on). Returns the kept tags."""
+        with self.locked():
+            newest = self.version()  # DataRepoError before anything is touched
+            first = self.version(keep_from).number if keep_from else newest.number
+            count = max(1, newest.number - min(first, newest.number) + 1)
+            with self._dvc() as repo:
+                repo.gc(workspace=True, cloud=True, force=True, rev=newest.rev, num=count)
+            return [f"v{n}" for n in range(newest.number - count + 1, newest.number + 1)]

@@ -82,20 +82,25 @@ def data_poison(trigger: Path = typer.Option(..., help="trigger spec JSON (docs/
 
 
 @data_app.command("gc")
-def data_gc() -> None:
-    """Purge data the newest version no longer uses (forgotten poisoned rows) everywhere."""
+def data_gc(params: Path = PARAMS) -> None:
+    """Purge data no kept version uses (forgotten poisoned rows) everywhere. Kept: the newest
+    data version and those of aliased model versions (a next batch's parent); refused while a
+    batch is open, since resuming it reads its own parent data."""
     with user_errors():
         check_stack()
         from forgetflow.adapters.datarepo import DataRepo
         from forgetflow.adapters.imagestore import prune_cache
         from forgetflow.adapters.workspace import Workspace
+        from forgetflow.pipeline.settings import load_checked
+        from forgetflow.pipeline.taint import gc_keep_from
 
         ws = Workspace.from_env()
         repo = DataRepo(ws)
-        repo.gc()
-        newest = repo.version().info.get("source_fingerprint") if repo.exists() else None
+        kept = repo.gc(gc_keep_from(ws, load_checked(params).registry.model_name))
+        newest = repo.version().info.get("source_fingerprint")
         dropped = prune_cache(ws, {newest} if newest else set())
-        say("purged objects not used by the newest data version (local cache and remote)"
+        say(f"purged objects no kept data version uses ({', '.join(kept)} kept; local cache "
+            "and remote)"
             + (f"; {dropped} decoded image cache(s) of older source states" if dropped else ""))
 
 

@@ -74,6 +74,7 @@ KNOWN_ERRORS = (
     ("forgetflow.adapters.registry", "RegistryError"),
     ("forgetflow.core.triggers", "TriggerError"), ("forgetflow.adapters.stack", "StackError"),
     ("forgetflow.core.params", "ParamsError"),  # also raised by pipeline.settings
+    ("forgetflow.pipeline.taint", "BatchOpen"),
 )
 
 

@@ -28,6 +28,7 @@ from forgetflow.adapters.registry import (
     RegistryError,
     utc_now,
 )
+from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import Params
 from forgetflow.pipeline.serving import data_number
 
@@ -120,3 +121,23 @@ def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
             registry.purge(ref)
             purged.append(ref.version)
     return {"tainted": tainted, "aliases_removed": dropped, "purged": purged}
+
+
+class BatchOpen(RuntimeError):
+    """`data gc` while a batch is open: resuming it reads data gc would purge."""
+
+
+def gc_keep_from(ws: Workspace, name: str) -> str | None:
+    """The oldest data version `data gc` must keep: that of any aliased model version (a
+    champion or challenger parents the next batch, which reads the data it was built on).
+    Raises BatchOpen while a batch of `name` is processing."""
+    ledger = Ledger.open(ws.ledger_url)
+    live = ledger.live_batch(name)
+    if live is not None:
+        raise BatchOpen(f"batch {live['batch_id']} is open: run `data gc` after it ends (resuming "
+                        "it reads its parent data)")
+    registry = Registry(ws)
+    if not registry.model_exists(name):
+        return None
+    numbers = [data_number(r.tag("data_version")) for r in registry.versions(name) if r.aliases]
+    return f"v{min(numbers)}" if numbers and min(numbers) > 0 else None

@@ -45,3 +45,29 @@ def test_receipts_verify_after_data_gc(prefect_harness: None, tmp_path,
     names = [c["name"] for c in first["checks"]]
     assert any("from v3" in n and "purged by gc" in n for n in names), names
     assert any(n.startswith("forget set not recomputed") for n in names), names
+
+
+def test_gc_keeps_what_a_next_batch_reads_and_waits_for_an_open_one(
+        prefect_harness: None, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A challenger not yet promoted leaves the champion on older data: gc keeps that data
+    (the next batch's parent may read it), and refuses to run while a batch is open."""
+    from forgetflow.adapters.ledger import Ledger
+
+    done = processed_workspace(tmp_path / "gc2")
+    for key, value in done["env"].items():
+        monkeypatch.setenv(key, value)
+    cli("request", "submit", "--kind", "class", "--label", "8")
+    assert cli("process")["data_version"] == "v3"  # challenger v3, champion still on v2
+    result = runner.invoke(app, ["data", "gc"])
+    assert result.exit_code == 0 and "v2, v3 kept" in result.output, result.output
+    repo = DataRepo(Workspace.from_env())
+    assert len(repo.manifest(repo.version("v2")).ids) > 0  # the champion's data stays
+    with pytest.raises(DataPruned):
+        repo.manifest(repo.version("v1"))
+    cli("request", "submit", "--kind", "class", "--label", "7")
+    ledger = Ledger(Workspace.from_env().ledger_url)
+    opened = ledger.claim("ff-test", "b-open", "someone", 600, 10)
+    assert opened is not None
+    refused = runner.invoke(app, ["data", "gc"])
+    assert refused.exit_code == 2 and "b-open is open" in refused.output
+    ledger.fail_batch("b-open", "test: released", owner="someone")

@@ -257,6 +257,14 @@ class Registry:
             self.client.delete_run(run.info.run_id)
         return len(runs)
 
+    def batch_runs(self) -> dict[str, str]:
+        """run id → batch id of every live run a deletion batch logged."""
+        exp = self.client.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            return {}
+        runs = self.client.search_runs([exp.experiment_id], f"tags.`{TAG}batch_id` != ''")
+        return {r.info.run_id: r.data.tags[TAG + "batch_id"] for r in runs}
+
     def _first_version(self, name: str, uri: str, run: Any, tags: dict[str, str]) -> Any:
         self.client.create_registered_model(name, description="forgetflow classifier: base "
                                             "and unlearned versions with lineage tags")

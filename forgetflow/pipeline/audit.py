@@ -4,7 +4,8 @@ What an auditor reads into a `done` receipt, checked as invariants, each violati
 - every serving alias points at a version built on data without the rows of every done request;
 - the newest data version holds no excluded id;
 - every done request has a receipt, and it verifies; unlearned ones have none yet;
-- each batch registered at most one model version, and the ledger names that version;
+- each batch registered at most one model version, the ledger names that version, and no
+  run a closed batch logged is left without a version;
 - every version holding rows of an unlearned or done request is tagged tainted; no alias
   points at one holding rows of a done request; none keeps its weights or artifacts past
   `retention.tainted_days` after its last alias left (tombstones hold none);
@@ -87,6 +88,17 @@ def _batches(ledger: Ledger, versions: list[ModelRef], name: str) -> list[Violat
     return out
 
 
+def _orphan_runs(registry: Registry, ledger: Ledger, versions: list[ModelRef],
+                 name: str) -> list[Violation]:
+    """Runs a batch of this model logged that no version uses (an open batch's may be
+    between its run and its version)."""
+    mine = {b["id"]: b["status"] for b in ledger.batches(name)}
+    used = {v.run_id for v in versions}
+    return [Violation("no-orphan-runs", f"run {run} of batch {batch} belongs to no model "
+                      "version") for run, batch in sorted(registry.batch_runs().items())
+            if batch in mine and mine[batch] != "processing" and run not in used]
+
+
 def _tainted(ledger: Ledger, registry: Registry, versions: list[ModelRef], name: str,
              params: Params, now: datetime) -> list[Violation]:
     found, out = taints(ledger, versions, name), []
@@ -130,6 +142,7 @@ def audit(ws: Workspace, params: Params, name: str | None = None,
     violations = (_serving(serving_refs(registry, name, aliases), done, aliases)
                   if versions else [])
     violations += _newest_data(repo) + _batches(ledger, versions, name)
+    violations += _orphan_runs(registry, ledger, versions, name) if versions else []
     violations += _tainted(ledger, registry, versions, name, params, now or datetime.now(UTC))
     violations += _receipts(ws, requests if verify_receipts else
                             [r for r in requests if r.status != "done" or not r.receipt])

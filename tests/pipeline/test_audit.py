@@ -75,6 +75,14 @@ def test_audit_names_each_violated_invariant(prefect_harness: None, tmp_path,
     assert "2 model versions" in violated("one-version-per-batch")[0]
     registry.client.delete_model_version_tag("ff-test", "1", TAG + "batch_id")
 
+    # 3b. a run the batch logged that no version uses (a registration that died half-way)
+    experiment = registry.client.get_experiment_by_name("forgetflow").experiment_id
+    stray = registry.client.create_run(experiment, tags={TAG + "batch_id":
+                                                         done["batch"]["batch_id"]})
+    assert stray.info.run_id in violated("no-orphan-runs")[0]
+    registry.client.delete_run(stray.info.run_id)
+    assert audit()[0] == 0
+
     # 4. an open request past its due date
     view, _ = ledger.submit(DeletionRequest(kind="class", label=9), "ff-test")
     with ledger.engine.begin() as conn:

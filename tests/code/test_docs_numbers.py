@@ -235,6 +235,14 @@ QUOTES: tuple[Quote, ...] = (
           lambda d: [sum(s["forget_size"] for s in d["seeds"]) / len(d["seeds"])]),
     Quote("README.md", "are noise there — Retrain passes {n}/5, `identity` {n}/5.", SUBJECT,
           lambda d: [passed(d, "retrain"), passed(d, "identity")]),
+    Quote("README.md", "a rerun of the subject case, with {n} seeds and {n} rows per request, "
+          "gives: `identity` {n}/5, dm {n}/5 without a retrain, and dm's ladder reached the "
+          "exact retrain rung on {n}/5 seeds", "supplement/gate-subject-unpowered.json",
+          lambda d: [len(d["seeds"]), sum(s["forget_size"] for s in d["seeds"]) / len(d["seeds"]),
+                     passed(d, "identity"), passed(d, "dm"),
+                     sum(r.get("ladder_rung") == 3 for r in d["rows"] if r["method"] == "dm")]),
+    Quote("README.md", "so Retrain's own row also shows {n}/5 there",
+          "supplement/gate-subject-unpowered.json", lambda d: [passed(d, "retrain")]),
     Quote("README.md", "ResNet-8 class 0 (3k rows): `identity` / `logit_mask` {n}/5, "
           "Retrain {n}/5, dm {n}/5.", RESNET,
           lambda d: [same(passed(d, "identity"), passed(d, "logit_mask")), passed(d, "retrain"),

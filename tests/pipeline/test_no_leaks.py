@@ -3,11 +3,14 @@ and a ledger URL carrying a password; then everything it wrote outside the ledge
 repo is scanned: MLflow (the whole tracking database: params, tags, metrics, inputs, model
 versions; every artifact in the bucket), Prefect (the flow run, its task runs, logs and
 artifacts; local result storage), every log line and stdout/stderr byte, and the receipts.
-None may hold a forgotten sample id, the raw bytes of a forgotten image, or a credential."""
+Also scanned: the request reasons, a batch that fails the gate (its reasons, batch row and
+output) and the HTML audit report. None may hold a forgotten sample id, the forgotten subject's
+id, the raw bytes of a forgotten image, or a credential."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,16 +19,19 @@ import numpy as np
 import pytest
 import torch
 from s3servers import S3Server
+from typer.testing import CliRunner
 
 from forgetflow.adapters.datarepo import DataRepo
 from forgetflow.adapters.dataversions import load_bundle
 from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
 from forgetflow.core.data.tensors import to_float
 from forgetflow.report.batch_figures import TITLES
 
 from .batches import processed_workspace
 
+runner = CliRunner()
 SAMPLE_ID = re.compile(rb"[A-Za-z0-9_.-]+:(?:train|test):[0-9]+")
 PG_PASSWORD = "pg-Sentinel-7f3a9c"
 
@@ -135,11 +141,15 @@ def test_a_batch_writes_no_forgotten_data_and_no_credential(
     bundle, _ = load_bundle(repo, v1)
     rows = np.flatnonzero(np.isin(bundle.train.ids.astype(str), sorted(forgotten)))
     finder = Finder(forgotten, bundle.train.images[rows].numpy(),
-                    [seaweed_s3.secret_key, PG_PASSWORD])
+                    [seaweed_s3.secret_key, PG_PASSWORD, done["subject"]])
+    failed_reasons = _a_failed_batch(tmp_path, monkeypatch)
+    report = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", "champion", "--out", str(report)]).exit_code == 0
 
     # the scan works: it finds what is planted, and the ledger/exclusions legitimately hold ids
-    planted = b'{"x": "' + sorted(forgotten)[0].encode() + b'"}' + finder.images[0]
-    assert len(finder.leaks(planted)) == 2
+    planted = (b'{"x": "' + sorted(forgotten)[0].encode() + b'"}' + finder.images[0]
+               + done["subject"].encode())
+    assert len(finder.leaks(planted)) == 3
     assert finder.leaks(repo.read_bytes("exclusions.csv", v2))
 
     ledger = Ledger.open(ws.ledger_url)
@@ -151,6 +161,9 @@ def test_a_batch_writes_no_forgotten_data_and_no_credential(
         "log records": "\n".join(captured_logs.lines).encode(),
         "stdout": out.encode(), "stderr": err.encode(),
         "receipts": str([ledger.get(r).receipt for r in done["requests"]]).encode(),
+        "request reasons": str([v.reason for v in ledger.list()]).encode(),
+        "a failed batch's reasons and error": failed_reasons,
+        "the HTML audit report": report.read_bytes(),
         **prefect_records(_batch_flow_run_id(batch_id)),
         **{f"workspace {p}": p.read_bytes() for p in _workspace_files(ws)},
         **{f"prefect result {p}": p.read_bytes() for p in _result_files()},
@@ -160,6 +173,28 @@ def test_a_batch_writes_no_forgotten_data_and_no_credential(
     assert not leaks, leaks
     pngs = {Path(k).stem for k in sources if k.endswith(".png")}
     assert pngs and pngs <= set(TITLES), pngs  # only the known aggregate figures are images
+
+
+def _a_failed_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """A failure path: a class request unlearned by doing nothing fails the gate; what it
+    wrote (request reasons, the batch row) is returned for the scan."""
+    import json
+
+    import yaml
+
+    params = yaml.safe_load(Path(os.environ["FORGETFLOW_PARAMS"]).read_text())
+    params["unlearn"] = {"method": "identity", "config": {}, "escalation": []}
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FORGETFLOW_PARAMS", str(failing))
+    rid = json.loads(runner.invoke(app, ["request", "submit", "--kind", "class", "--label",
+                                         "2", "--json"]).stdout)["id"]
+    result = runner.invoke(app, ["process", "--json"])
+    assert result.exit_code == 1, result.output
+    ledger = Ledger.open(Workspace.from_env().ledger_url)
+    view = ledger.get(rid)
+    assert view.status == "failed" and view.reason
+    return (result.output + str(view.reason) + str(ledger.batch(view.batch_id))).encode()
 
 
 def _result_files() -> list[Path]:

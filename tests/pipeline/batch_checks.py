@@ -120,3 +120,13 @@ def run_points(fn: Callable[[str, Path, Path, str], Any], points: Iterable[str],
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {p: pool.submit(fn, p, template, base / p, api_url) for p in points}
         return {p: f.result() for p, f in futures.items()}
+
+
+def switch_params(out: Path, monkeypatch: Any, **sections: dict[str, Any]) -> Path:
+    """The current FORGETFLOW_PARAMS with `sections` replaced, written to `out` and made
+    current (for a test's next CLI calls)."""
+    params = yaml.safe_load(Path(os.environ["FORGETFLOW_PARAMS"]).read_text())
+    params.update(sections)
+    out.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("FORGETFLOW_PARAMS", str(out))
+    return out

@@ -10,7 +10,6 @@ id, the raw bytes of a forgotten image, or a credential."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from forgetflow.cli.app import app
 from forgetflow.core.data.tensors import to_float
 from forgetflow.report.batch_figures import TITLES
 
+from .batch_checks import switch_params
 from .batches import processed_workspace
 
 runner = CliRunner()
@@ -180,13 +180,8 @@ def _a_failed_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     wrote (request reasons, the batch row) is returned for the scan."""
     import json
 
-    import yaml
-
-    params = yaml.safe_load(Path(os.environ["FORGETFLOW_PARAMS"]).read_text())
-    params["unlearn"] = {"method": "identity", "config": {}, "escalation": []}
-    failing = tmp_path / "failing.yaml"
-    failing.write_text(yaml.safe_dump(params))
-    monkeypatch.setenv("FORGETFLOW_PARAMS", str(failing))
+    switch_params(tmp_path / "failing.yaml", monkeypatch,
+                  unlearn={"method": "identity", "config": {}, "escalation": []})
     rid = json.loads(runner.invoke(app, ["request", "submit", "--kind", "class", "--label",
                                          "2", "--json"]).stdout)["id"]
     result = runner.invoke(app, ["process", "--json"])

@@ -190,6 +190,7 @@ TUNE, BUDGETS, GATE = "tuning/dm.json", "depth/budgets.json", "gate/calibration.
 CNN_CLASS, R8_BACKDOOR = "cnn/class", "resnet8/backdoor"
 
 POWER = "gate/power.json"
+R8_SUPPLEMENT = "supplement/resnet8-3000-backdoor-0.01.json"
 
 
 def power_row(d: dict, fraction: float) -> list[float]:
@@ -243,6 +244,14 @@ QUOTES: tuple[Quote, ...] = (
                      sum(r.get("ladder_rung") == 3 for r in d["rows"] if r["method"] == "dm")]),
     Quote("README.md", "so Retrain's own row also shows {n}/5 there",
           "supplement/gate-subject-unpowered.json", lambda d: [passed(d, "retrain")]),
+    Quote("README.md", "5 seeds, 1%). `identity` passes {n}/5, Retrain {n}/5, dm {n}/5 and "
+          "finetune {n}/5.", R8_SUPPLEMENT,
+          lambda d: [passed(d, m) for m in ("identity", "retrain", "dm", "finetune")]),
+    Quote("README.md", "dm's ASR is {n}%, but its relearned ASR is {n}%, against Retrain's "
+          "{n}% and the original's {n}%, so its depth index is {n}.", R8_SUPPLEMENT,
+          lambda d: [mean(d, "dm", "asr"), mean(d, "dm", "relearn_acc"),
+                     mean(d, "retrain", "relearn_acc"), mean(d, "identity", "relearn_acc"),
+                     depth(d, "dm")[0]]),
     Quote("README.md", "ResNet-8 class 0 (3k rows): `identity` / `logit_mask` {n}/5, "
           "Retrain {n}/5, dm {n}/5.", RESNET,
           lambda d: [same(passed(d, "identity"), passed(d, "logit_mask")), passed(d, "retrain"),

@@ -209,10 +209,14 @@ class Ledger(BatchLedger):
 
     def subjects_removed(self, model_name: str) -> dict[str, list[int]]:
         """subject → its unlearned or done subject requests: whose rows are out of the data."""
+        query = (select(RequestRow.id, RequestRow.payload)
+                 .where(RequestRow.model_name == model_name, RequestRow.kind == "subject",
+                        RequestRow.status.in_(("unlearned", "done")))
+                 .order_by(RequestRow.id))
         out: dict[str, list[int]] = {}
-        for view in self.list(model_name=model_name):
-            if view.kind == "subject" and view.status in ("unlearned", "done"):
-                out.setdefault(str(view.payload.get("subject")), []).append(view.id)
+        with self._session() as s:
+            for rid, payload in s.execute(query):
+                out.setdefault(str((payload or {}).get("subject")), []).append(rid)
         return out
 
     def sample_ids(self, request_id: int) -> list[str]:

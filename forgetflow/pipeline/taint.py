@@ -101,10 +101,11 @@ def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
     if not registry.model_exists(name):
         return {"tainted": [], "aliases_removed": [], "purged": []}
     now = now or datetime.now(UTC)
-    found = taints(ledger, registry.versions(name), name)
+    refs = {r.version: r for r in registry.versions(name)}  # tags and aliases, read once
+    found = taints(ledger, list(refs.values()), name)
     tainted, dropped, purged = [], [], []
     for version, taint in found.items():
-        ref = registry.ref(name, version)
+        ref = refs[version]
         if ref.tag(TAINTED) != "true":
             registry.set_tags(ref, {TAINTED: "true", TAINTED_BY: taint.batch_id,
                                     TAINTED_AT: utc_now()})

@@ -27,7 +27,7 @@ from forgetflow.core.params import Params
 from forgetflow.pipeline.receipt_check import verify_receipt
 from forgetflow.pipeline.serving import data_number, serving_refs
 from forgetflow.pipeline.sla import OverdueRequests, overdue
-from forgetflow.pipeline.taint import expired, sweep, taints
+from forgetflow.pipeline.taint import expired, open_parents, sweep, taints
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def _orphan_runs(registry: Registry, ledger: Ledger, versions: list[ModelRef],
 
 def _tainted(ledger: Ledger, registry: Registry, versions: list[ModelRef], name: str,
              params: Params, now: datetime) -> list[Violation]:
-    found, out = taints(ledger, versions, name), []
+    found, out, busy = taints(ledger, versions, name), [], open_parents(ledger, name)
     serving = params.registry.serving_aliases
     for ref in versions:
         taint = found.get(ref.version)
@@ -115,7 +115,8 @@ def _tainted(ledger: Ledger, registry: Registry, versions: list[ModelRef], name:
         if stray:
             out.append(Violation("alias-untainted", f"alias(es) {stray} → v{ref.version}, which"
                                  f" holds rows of done request(s) {list(taint.done)}"))
-        over = ref.tag(TOMBSTONE) or expired(ref, params.retention.tainted_days, now)
+        over = ref.tag(TOMBSTONE) or (ref.version not in busy and expired(
+            ref, params.retention.tainted_days, now))
         if over and registry.artifacts_stored(ref):
             out.append(Violation("retention", f"v{ref.version} is tainted and "
                                  + ("a tombstone" if ref.tag(TOMBSTONE) else "past retention")

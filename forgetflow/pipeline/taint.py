@@ -92,6 +92,12 @@ def expired(ref: ModelRef, days: float, now: datetime) -> bool:
             and _since(ref) + timedelta(days=days) <= now)
 
 
+def open_parents(ledger: Ledger, name: str) -> set[str]:
+    """Parents of processing batches: retention keeps them, a resume may load them."""
+    return {str(b.get("parent_version")) for b in ledger.batches(name)
+            if b.get("status") == "processing"}
+
+
 def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
           now: datetime | None = None) -> dict[str, Any]:
     """Tag newly tainted versions; drop the non-serving aliases left on versions holding rows
@@ -114,8 +120,7 @@ def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
         for alias in [a for a in ref.aliases if a not in kept] if taint.done else []:
             registry.delete_alias(name, alias)
             dropped.append(f"{alias}→v{version}")
-    busy = {str(b.get("parent_version")) for b in ledger.batches(name)
-            if b.get("status") == "processing"}
+    busy = open_parents(ledger, name)
     days = params.retention.tainted_days
     for ref in registry.versions(name):
         if ref.version in found and ref.version not in busy and expired(ref, days, now):

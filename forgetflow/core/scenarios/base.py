@@ -100,6 +100,12 @@ class Scenario:
         """Unseen rows whose outputs a method must keep as the original gave them."""
         return target.third_party
 
+    def anchor_targets(self, target: ForgetTarget, logits: torch.Tensor) -> torch.Tensor:
+        """What the anchor rows' outputs must stay: the original's distribution on them."""
+        import torch.nn.functional as F
+
+        return F.softmax(logits, 1)
+
     def rewind_target(self, target: ForgetTarget, error_of: Any) -> float | None:
         """The forget error a model that never saw the rows would have (None: no rewind)."""
         return None

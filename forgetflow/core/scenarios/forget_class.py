@@ -45,6 +45,14 @@ class ForgetClass(Scenario):
         pool = target.third_party
         return pool.where(pool.labels.numpy() != target.forget_class)
 
+    def anchor_targets(self, target: ForgetTarget, logits: torch.Tensor) -> torch.Tensor:
+        """The original's distribution on the other classes' unseen rows, without the class:
+        a model that never learned it puts that mass on the remaining classes (§3), so the
+        anchor must not pull the class back in while the match term removes it."""
+        from forgetflow.core.matching import masked_softmax
+
+        return masked_softmax(logits, int(target.forget_class))  # type: ignore[arg-type]
+
     def rewind_target(self, target: ForgetTarget, error_of: Any) -> float | None:
         return 1.0  # a model that never learned the class gets every one of its rows wrong
 

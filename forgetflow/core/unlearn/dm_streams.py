@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from forgetflow.core.data.tensors import ImageSet, to_float
 from forgetflow.core.models import Classifier
@@ -104,6 +103,7 @@ def build_streams(task, encoder: Encoder, original_net: torch.nn.Module, anchor:
         forget=encoder.pool(task.forget.images, task.forget.labels),
         replay=encoder.pool(replay.images, replay.labels),
         anchor=anchor_p,
-        anchor_ref=F.softmax(logits_of(original_net, anchor_p, device), 1),
+        anchor_ref=task.scenario.anchor_targets(task.target,
+                                                logits_of(original_net, anchor_p, device)),
         anchor_stamped=stamped,
     )

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report bench-folder lint format clean repro
+.PHONY: setup system-deps run test test-fast tune bench bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report bench-folder bench-scale lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -54,6 +54,9 @@ bench-gate: setup  ## the gate's depth thresholds, calibrated on tuning seeds 10
 
 bench-report: setup  ## the gate and yardstick report: CNN 10k + ResNet-8 3k, 5 seeds, gate_pass, depth_index, F at N=16 (~60 min); rewrites BENCHMARKS.md
 	BENCH_PROFILE=gate FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.report
+
+bench-scale: setup  ## seconds vs training-set size (5k -> full 54k) for Retrain, dm, scrub; CNN + ResNet-8 (~35 min); BENCHMARKS.md section + bench-scale.png
+	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.scale
 
 bench-folder: setup  ## data prepare on a generated folder of 100,000 small images: seconds and peak memory; BENCHMARKS.md section
 	$(BIN)/python -m forgetflow.bench.folder_scale

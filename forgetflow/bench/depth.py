@@ -28,7 +28,7 @@ import torch
 
 from forgetflow.bench.aggregate import depth_index
 from forgetflow.bench.harness import BenchConfig, fashion_config, log
-from forgetflow.bench.jobs import Job, _sets, _train_role, _unlearn, seed_data
+from forgetflow.bench.jobs import Job, _sets, seed_data, train_role, unlearn
 from forgetflow.bench.relearn_budget import (
     BUDGETS_PATH,
     HIDING,
@@ -77,11 +77,11 @@ def case_config(case: dict, seeds: int) -> BenchConfig:
 def role_models(cfg: BenchConfig, seed: int) -> dict[str, torch.nn.Module]:
     """identity (the original), Retrain, its second copy, logit_mask (class) and dm."""
     setup = seed_data(cfg, seed)
-    models = {role: _train_role(cfg, setup, seed, name)[0] for role, name in (
+    models = {role: train_role(cfg, setup, seed, name)[0] for role, name in (
         ("identity", "original"), ("retrain", "retrain"), ("retrain_fresh", "retrain_fresh"))}
     methods = ("logit_mask", "dm") if cfg.scenario == "class" else ("dm",)
     for method in methods:
-        models[method] = _unlearn(Job("row", cfg, seed, method), setup, seed)[0]
+        models[method] = unlearn(Job("row", cfg, seed, method), setup, seed)[0]
     return models
 
 

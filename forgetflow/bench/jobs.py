@@ -65,7 +65,7 @@ def _sets(setup: SeedSetup) -> tuple[ImageSet, ImageSet]:
     return setup.train.where(setup.forget_mask), setup.train.where(~setup.forget_mask)
 
 
-def _train_role(cfg: BenchConfig, setup: SeedSetup, seed: int, role: str, k: int = 0):
+def train_role(cfg: BenchConfig, setup: SeedSetup, seed: int, role: str, k: int = 0):
     forget, retain = _sets(setup)
     if role == "original":
         return cached_train(cfg, setup, setup.train, seed, "original")
@@ -74,11 +74,11 @@ def _train_role(cfg: BenchConfig, setup: SeedSetup, seed: int, role: str, k: int
     return cached_train(cfg, setup, retain, recipe_seed, "retrain")
 
 
-def _unlearn(job: Job, setup: SeedSetup, task_seed: int):
+def unlearn(job: Job, setup: SeedSetup, task_seed: int):
     """Run the job's method on the cached original; returns (model, seconds, report)."""
     cfg = job.cfg
     forget, retain = _sets(setup)
-    original, _, _ = _train_role(cfg, setup, job.seed, "original")
+    original, _, _ = train_role(cfg, setup, job.seed, "original")
     task = UnlearnTask(original, spec_for(setup.bundle, cfg.model), cfg.recipe(job.seed),
                        cfg.target(forget, setup.bundle.third_party), retain, task_seed)
     unlearner = create_unlearner(job.method, **{**cfg.method_configs.get(job.method, {}),
@@ -100,7 +100,7 @@ def run_job(job: Job) -> dict:
     """The one function a runner maps; dispatches on job.kind."""
     setup = seed_data(job.cfg, job.seed)
     if job.kind == "train":
-        _, seconds, cached = _train_role(job.cfg, setup, job.seed, job.method, job.model_index)
+        _, seconds, cached = train_role(job.cfg, setup, job.seed, job.method, job.model_index)
         return {"role": job.method, "seed": job.seed, "k": job.model_index, "seconds": seconds,
                 "cached": cached}
     if job.kind == "row":
@@ -113,13 +113,13 @@ def run_job(job: Job) -> dict:
 def _row(job: Job, setup: SeedSetup) -> dict:
     row: dict = {"method": job.label or job.method, "base": job.method, "seed": job.seed}
     if job.method in ("retrain", "retrain_fresh"):
-        model, seconds, cached = _train_role(job.cfg, setup, job.seed, job.method)
+        model, seconds, cached = train_role(job.cfg, setup, job.seed, job.method)
         row["cached"] = cached
     else:
         if job.overrides:
             row["overrides"] = dict(job.overrides)
         try:
-            model, seconds, report = _unlearn(job, setup, job.seed)
+            model, seconds, report = unlearn(job, setup, job.seed)
         except FloatingPointError as exc:  # a method that diverges is a result, not a crash
             log(f"[bench] {job.cfg.scenario} seed {job.seed}: {row['method']} FAILED: {exc}")
             return {**row, "error": str(exc), "seconds": None}
@@ -143,7 +143,7 @@ def _row(job: Job, setup: SeedSetup) -> dict:
 def _gated(job: Job, setup: SeedSetup, model) -> dict:
     """gate_pass: the production gate (params.yaml `gate`, depth checks included) on this row."""
     forget, retain = _sets(setup)
-    original, _, _ = _train_role(job.cfg, setup, job.seed, "original")
+    original, _, _ = train_role(job.cfg, setup, job.seed, "original")
     target = job.cfg.target(forget, setup.bundle.third_party)
     stage = Stage(target.scenario.name, target)  # names the gate's records as a batch would
     return gate_row(model, original, stage, retain, setup.bundle.test,
@@ -159,7 +159,7 @@ def _next_rungs(job: Job, setup: SeedSetup) -> dict:
         if method != "dm":
             return {"ladder_rung": rung, "ladder_seconds": None}
         step = Job("row", job.cfg, job.seed, method, overrides=tuple(sorted(config.items())))
-        model, spent, _ = _unlearn(step, setup, job.seed)
+        model, spent, _ = unlearn(step, setup, job.seed)
         seconds += spent
         if _gated(job, setup, model)["gate_pass"]:
             return {"ladder_rung": rung, "ladder_seconds": seconds}
@@ -171,10 +171,10 @@ def _epsilon_model(job: Job, setup: SeedSetup) -> dict:
     forget, retain = _sets(setup)
     if job.method in ("retrain", "retrain_fresh"):
         role = "eps_a" if job.method == "retrain" else "eps_b"
-        model, _, _ = _train_role(job.cfg, setup, job.seed, role, job.model_index)
+        model, _, _ = train_role(job.cfg, setup, job.seed, role, job.model_index)
     else:
         try:
-            model, _, _ = _unlearn(job, setup, job.model_index)
+            model, _, _ = unlearn(job, setup, job.model_index)
         except FloatingPointError as exc:
             return {"label": job.label or job.method, "k": job.model_index, "error": str(exc)}
     rows = np.random.default_rng(job.seed).permutation(len(retain))[:UTILITY_CAP]

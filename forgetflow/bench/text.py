@@ -152,7 +152,8 @@ def _fmt(key: str, value: float) -> str:
 
 
 KEEP_MARKER = "<!-- sections below are written by hand; make bench keeps them -->"
-GENERATED_H2 = ("## Protocol", "## Tuning hygiene", "## Time vs avg_gap", "## CLI latency")
+GENERATED_H2 = ("## Protocol", "## Tuning hygiene", "## Time vs avg_gap", "## CLI latency",
+                "## Seconds vs training-set size")
 
 
 def kept_sections(old: str) -> str:
@@ -170,3 +171,18 @@ def kept_sections(old: str) -> str:
         elif current is not None:
             current.append(line)
     return "\n\n".join("\n".join(s).strip("\n") for s in sections)
+
+
+def replace_section(text: str, heading: str, body: str) -> str:
+    """`text` with its `## heading` section (up to the next `## ` or the hand-written part)
+    replaced by `body`, or `body` added before the hand-written part when it has none."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        marker = next((i for i, line in enumerate(lines) if line == KEEP_MARKER), len(lines))
+        lines[marker:marker] = [*body.rstrip("\n").splitlines(), ""]
+        return "\n".join(lines) + "\n"
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i].startswith("## ") or lines[i] == KEEP_MARKER), len(lines))
+    lines[start:end] = [*body.rstrip("\n").splitlines(), ""]
+    return "\n".join(lines) + "\n"

@@ -164,3 +164,21 @@ def bench_scatter_figure(points: Sequence[dict], scenarios: Sequence[str]) -> Fi
         fig.legend(list(handles.values()), list(handles), loc="outside right upper",
                    fontsize=8)
     return fig
+
+
+def scaling_figure(series: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]]) -> Figure:
+    """Seconds vs training rows (log-log), one panel per model, one line per method: the
+    gap between Retrain's line and a method's is its speed-up at that size."""
+    models = list(series)
+    fig = new_figure(4.2 * max(1, len(models)), 3.4)
+    axes = np.atleast_1d(fig.subplots(1, max(1, len(models)), squeeze=False)).ravel()
+    for ax, model in zip(axes, models, strict=False):
+        for i, (method, points) in enumerate(series[model].items()):
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, marker="o", color=f"C{i % 10}", label=method)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(title=model, xlabel="training rows (log)", ylabel="seconds (log)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return fig

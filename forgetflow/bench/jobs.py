@@ -87,7 +87,8 @@ def unlearn(job: Job, setup: SeedSetup, task_seed: int):
     model = unlearner(task)
     seconds = time.perf_counter() - t0
     report = getattr(unlearner, "report", None) or {}
-    return model, seconds, {k: report[k] for k in ("steps", "stop", "trace") if k in report}
+    kept = ("steps", "stop", "trace", "setup_seconds")
+    return model, seconds, {k: report[k] for k in kept if k in report}
 
 
 def eval_data(cfg: BenchConfig, setup: SeedSetup) -> EvalData:

@@ -150,6 +150,12 @@ def section(pt: dict, sc: dict, result: dict) -> str:
     if any(r.get("epsilon_score") is not None for r in result["rows"]):
         parts.append(f"- rows beating dm on both mean seconds and 1 - epsilon_score: "
                      f"{', '.join(pareto(result, 'dm', 'epsilon')) or 'none'}")
+        spread = {r["method"]: r["phi_spread"] for r in result["rows"]
+                  if r.get("phi_spread") is not None}
+        if spread:
+            parts.append("- per-example spread of the N models (mean std of the logit-scaled "
+                         "confidence; Retrain's is the target): " + ", ".join(
+                             f"{m} {v:.2f}" for m, v in spread.items()))
     parts += ["", "Where dm stands on the depth/privacy metrics (distance to Retrain; rows that "
               "are closer than dm are listed):", *where_dm_loses(summarize(result))]
     for other in (*VARIANTS.split(","), "logit_mask", "identity"):

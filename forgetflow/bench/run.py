@@ -88,7 +88,7 @@ def epsilon_scores(cfg: BenchConfig, rows: list[dict], mapper: Mapper) -> dict[s
     ref = models.pop("retrain")
     r_phi = np.stack([m["phi"] for m in ref])
     ra_r, ta_r = np.mean([m["retain_acc"] for m in ref]), np.mean([m["test_acc"] for m in ref])
-    out = {}
+    out = {"retrain": {"phi_spread": phi_spread(r_phi)}}
     for label, ms in models.items():
         u_phi = np.stack([m["phi"] for m in ms])
         q = forgetting_quality(u_phi, r_phi, s0)  # challenge semantics, 95% bootstrap interval
@@ -98,8 +98,17 @@ def epsilon_scores(cfg: BenchConfig, rows: list[dict], mapper: Mapper) -> dict[s
                       "epsilon_split": forgetting_quality_split(u_phi, r_phi, s0)[0],
                       "challenge_score": final_score(q.score, ra_u, ra_r, ta_u, ta_r),
                       "epsilon_median": float(np.median(q.eps)),
-                      "epsilon_inf_share": float(np.mean(~np.isfinite(q.eps)))}
+                      "epsilon_inf_share": float(np.mean(~np.isfinite(q.eps))),
+                      "phi_spread": phi_spread(u_phi)}
     return out
+
+
+def phi_spread(phi: np.ndarray) -> float:
+    """How much N models of one method disagree per forget example: the mean over examples of
+    the std (ddof 1) of the logit-scaled confidence across models. Retrain's is the target; a
+    method whose N runs are near-copies of each other scores far below it, and the epsilon
+    score's thresholds then separate it from Retrain (issue: variance like Retrain's)."""
+    return float(np.mean(phi.std(0, ddof=1))) if len(phi) > 1 else float("nan")
 
 
 def run_scenario(cfg: BenchConfig, mapper: Mapper = serial_map) -> dict:

@@ -44,15 +44,23 @@ def calibrate_temperature(logits: torch.Tensor, masked: int, target_conf: float)
 
 
 def quantile_targets(forget_phi: np.ndarray, forget_y: np.ndarray, ref_phi: np.ndarray,
-                     ref_y: np.ndarray) -> np.ndarray:
+                     ref_y: np.ndarray, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """Per class, the monotone (1-D optimal transport) map from the forget set's phi
     distribution onto the reference's: the i-th ranked forget sample gets the reference's
-    quantile at the same level."""
+    quantile at the same level. `noise` > 0 blurs the coupling (§12): each sample's normal
+    score gets seeded N(0, noise^2) jitter before re-ranking, so the targets keep exactly the
+    reference's distribution while which sample gets which quantile varies from run to run."""
+    from scipy.special import ndtri
+
+    rng = np.random.default_rng(seed)
     targets = np.empty_like(forget_phi)
     for c in np.unique(forget_y):
         rows = np.flatnonzero(forget_y == c)
         pool = ref_phi[ref_y == c] if (ref_y == c).sum() >= 20 else ref_phi
         levels = (np.argsort(np.argsort(forget_phi[rows])) + 0.5) / len(rows)
+        if noise > 0:
+            score = ndtri(levels) + noise * rng.standard_normal(len(rows))
+            levels = (np.argsort(np.argsort(score)) + 0.5) / len(rows)
         targets[rows] = np.quantile(pool, levels)
     return targets
 
@@ -101,6 +109,8 @@ class OriginalOutputs:
     logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     forget_logits: Callable[[], torch.Tensor]
     subsample: Callable[[ImageSet, int], ImageSet]
+    coupling_noise: float = 0.0  # dm's `coupling_noise` (§12), seeded by `seed`
+    seed: int = 0
 
 
 @dataclass(frozen=True)

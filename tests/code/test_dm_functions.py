@@ -112,6 +112,31 @@ def test_quantile_targets_depend_only_on_ranks() -> None:
         assert quantile_targets(moved, forget_y, ref, ref_y) == pytest.approx(targets)
 
 
+def test_coupling_noise_keeps_the_reference_distribution_and_varies_who_gets_what() -> None:
+    """Blurred coupling (§12): per class the multiset of targets is exactly the monotone
+    map's (same reference quantiles), only the assignment moves; the same seed gives the same
+    targets, another seed others; small noise keeps the ranking mostly, large noise barely."""
+    rng = np.random.default_rng(3)
+    forget, forget_y = rng.normal(0, 1, 400), rng.integers(0, 2, 400)
+    ref, ref_y = rng.normal(2, 1, 1000), rng.integers(0, 2, 1000)
+    exact = quantile_targets(forget, forget_y, ref, ref_y)
+    blurred = quantile_targets(forget, forget_y, ref, ref_y, noise=0.35, seed=1)
+    for c in (0, 1):
+        rows = forget_y == c
+        assert np.sort(blurred[rows]) == pytest.approx(np.sort(exact[rows]))
+    assert not np.allclose(blurred, exact)
+    assert quantile_targets(forget, forget_y, ref, ref_y, 0.35, 1) == pytest.approx(blurred)
+    assert not np.allclose(quantile_targets(forget, forget_y, ref, ref_y, 0.35, 2), blurred)
+    assert quantile_targets(forget, forget_y, ref, ref_y, 0.0, 5) == pytest.approx(exact)
+
+    def rank_corr(a: np.ndarray) -> float:
+        return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(exact)))[0, 1])
+
+    mild = rank_corr(blurred)
+    wild = rank_corr(quantile_targets(forget, forget_y, ref, ref_y, 10.0, 1))
+    assert 0.8 < mild < 0.99 and wild < 0.3
+
+
 def test_a_class_with_few_reference_rows_borrows_the_whole_reference() -> None:
     """Fewer than 20 reference rows of a class: its targets come from every reference row."""
     ref_y = np.repeat([0, 1], [100, 5])
@@ -225,19 +250,23 @@ def test_class_stop_compares_how_often_k_is_predicted_on_forget_and_other_class_
     other = np.flatnonzero(y_u != K)
     pred_u = _set(_set(y_u, other[:10], K), np.flatnonzero(y_u == K), 0)  # k rows: never k
     forget_y = np.full(100, K)
+    cfg = DMConfig(min_agreement=0.95)
     z, agreement, done = _stop("class", (_set(np.zeros(100, int), np.arange(30), K), forget_y),
-                               (pred_u, y_u), y_u, forget_class=K)
+                               (pred_u, y_u), y_u, forget_class=K, cfg=cfg)
     assert z == pytest.approx(excess_z(30, 100, 10, len(other))) and z > 3
     assert agreement == pytest.approx(1 - 10 / len(other))  # ~0.97: not what blocks
     assert not done
     # the class is gone from the forget rows: done, as long as agreement holds
     z, agreement, done = _stop("class", (np.zeros(100, int), forget_y), (pred_u, y_u), y_u,
-                               forget_class=K)
+                               forget_class=K, cfg=cfg)
     assert z == pytest.approx(excess_z(0, 100, 10, len(other))) and z < 0 and done
+    # the default bound (0.98) asks more agreement than ~0.97: not done yet
+    assert not _stop("class", (np.zeros(100, int), forget_y), (pred_u, y_u), y_u,
+                     forget_class=K)[2]
     moved = other[10:40]  # 30 more rows off the original's prediction, none onto k
     drifted = _set(pred_u, moved, _wrong(y_u[moved], avoid=K))
     z, agreement, done = _stop("class", (np.zeros(100, int), forget_y), (drifted, y_u), y_u,
-                               forget_class=K)
+                               forget_class=K, cfg=cfg)
     assert z < 0 and agreement == pytest.approx(1 - 40 / len(other)) and agreement < 0.95
     assert not done
 
@@ -293,5 +322,5 @@ def test_stop_z_tolerates_that_many_standard_errors() -> None:
     pred_f = _set(np.zeros(100, int), np.arange(6), K)
     for stop_z in (1.0, 3.0):
         z, _, done = _stop("class", (pred_f, np.full(100, K)), (pred_u, y_u), y_u,
-                           cfg=DMConfig(stop_z=stop_z), forget_class=K)
+                           cfg=DMConfig(stop_z=stop_z, min_agreement=0.95), forget_class=K)
         assert 1 < z < 3 and done == (stop_z == 3.0)

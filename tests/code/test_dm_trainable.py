@@ -12,6 +12,7 @@ from forgetflow.core.unlearn.dm_trainable import (
     Split,
     check_trainable,
     first_trainable_stage,
+    perturb,
     saliency_masks,
     trainable_copy,
 )
@@ -99,3 +100,32 @@ def test_saliency_masks_keep_the_weights_the_forget_loss_moves_most():
 def test_dm_rejects_a_saliency_share_outside_0_1(share):
     with pytest.raises(ValueError, match="saliency must be in"):
         create_unlearner("dm", saliency=share)
+
+
+def test_perturb_moves_weight_tensors_only_reproducibly_by_seed() -> None:
+    """dm's start noise (`perturb`): weight matrices and kernels of the updated part move by
+    about `scale` x their RMS, biases and BatchNorm stay; the same seed gives the same noise,
+    another seed other noise; scale 0 changes nothing."""
+    net = model("resnet8")
+
+    def moved(scale: float, seed: int) -> tuple[Split, dict[str, torch.Tensor]]:
+        split = trainable_copy(net, 3)
+        perturb(split.suffix, scale, seed)
+        return split, dict(split.suffix.named_parameters())
+
+    base = dict(trainable_copy(net, 3).suffix.named_parameters())
+    _, same = moved(0.0, 1)
+    assert all(torch.equal(same[n], p) for n, p in base.items())
+    _, a = moved(0.1, 1)
+    _, b = moved(0.1, 1)
+    _, c = moved(0.1, 2)
+    for name, p in base.items():
+        if p.dim() > 1:
+            delta = a[name] - p
+            rms = p.pow(2).mean().sqrt()
+            assert 0.05 * rms < delta.pow(2).mean().sqrt() < 0.2 * rms, name
+            assert torch.equal(a[name], b[name]) and not torch.equal(a[name], c[name])
+        else:
+            assert torch.equal(a[name], p), name
+    with pytest.raises(ValueError, match="perturb"):
+        create_unlearner("dm", perturb=1.5)

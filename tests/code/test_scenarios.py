@@ -112,3 +112,19 @@ def test_class_stop_statistic_counts_predictions_of_the_forgotten_class() -> Non
 
     assert CLASS.stop_z(t, scores(torch.full((12,), 2))) > 3
     assert CLASS.stop_z(t, scores(torch.zeros(12, dtype=torch.long))) <= 0
+
+
+def test_class_anchor_keeps_the_other_classes_outputs_without_the_class() -> None:
+    """dm's anchor on other-class rows: the original's distribution with the forgotten class
+    removed (a model without the class), never a pull back towards it; other scenarios keep
+    the original's softmax as it is."""
+    logits = torch.tensor([[2.0, 0.0, 3.0, -1.0], [0.5, 0.5, 0.5, 0.5]])
+    masked = CLASS.anchor_targets(target_of("class"), logits)
+    assert torch.all(masked[:, 2] == 0)
+    assert torch.allclose(masked.sum(1), torch.ones(2))
+    kept = torch.softmax(logits[:, [0, 1, 3]], 1)
+    assert torch.allclose(masked[:, [0, 1, 3]], kept)
+    for other in (SAMPLES, BACKDOOR):
+        name = "samples" if other is SAMPLES else "backdoor"
+        assert torch.allclose(other.anchor_targets(target_of(name), logits),
+                              torch.softmax(logits, 1))

@@ -47,7 +47,7 @@ class Samples(Scenario):
         labels = target.forget.labels
         forget_phi = confidence_logit(original.forget_logits(), labels)
         phi = quantile_targets(forget_phi.numpy(), labels.numpy(), ref_phi.numpy(),
-                               ref.labels.numpy())
+                               ref.labels.numpy(), original.coupling_noise, original.seed)
         return MatchTargets(phi_targets=torch.from_numpy(phi).float(), labels=labels)
 
     def stop_z(self, target: ForgetTarget, scores: StopScores) -> float:

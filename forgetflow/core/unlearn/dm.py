@@ -27,6 +27,7 @@ from forgetflow.core.unlearn.dm_trainable import (
     Split,
     check_trainable,
     first_trainable_stage,
+    perturb,
     release,
     saliency_masks,
     trainable_copy,
@@ -58,6 +59,8 @@ class DMConfig:
     replay_pool: int = 8192
     anchor_pool: int = 4096
     saliency: float = 1.0  # share of the updated part's weights that may change (1 = all)
+    perturb: float = 0.0  # seeded start noise, x each weight tensor's RMS (method.md §12)
+    coupling_noise: float = 0.35  # samples: seeded jitter of the coupling (method.md §12)
 
 
 @register_unlearner("dm")
@@ -74,6 +77,11 @@ class DistributionMatching(Unlearner):
         check_trainable(self.config.trainable)
         if not 0.0 < self.config.saliency <= 1.0:
             raise ValueError(f"saliency must be in (0, 1], got {self.config.saliency}")
+        if not 0.0 <= self.config.perturb <= 1.0:
+            raise ValueError(f"perturb must be in [0, 1], got {self.config.perturb}")
+        if not 0.0 <= self.config.coupling_noise <= 10.0:
+            raise ValueError(f"coupling_noise must be in [0, 10], got "
+                             f"{self.config.coupling_noise}")
         self.report: dict = {}
 
     def unlearn(self, task: UnlearnTask) -> Classifier:
@@ -87,9 +95,11 @@ class DistributionMatching(Unlearner):
         anchor = _anchor_set(task)
         streams = build_streams(task, encoder, frozen.suffix, anchor, cfg.replay_pool,
                                 cfg.anchor_pool, device)
-        targets = build_targets(task, encoder, frozen.suffix, streams, device)
+        targets = build_targets(task, encoder, frozen.suffix, streams, device,
+                                cfg.coupling_noise)
         work = trainable_copy(original, start, cfg.bn_affine)
         net = work.suffix  # BN running statistics stay the original's (§4)
+        perturb(net, cfg.perturb, task.seed)
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))

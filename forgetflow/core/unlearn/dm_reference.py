@@ -17,7 +17,8 @@ from forgetflow.core.unlearn.dm_streams import Encoder, Streams, logits_of, subs
 
 
 def build_targets(task: UnlearnTask, encoder: Encoder, original_net: torch.nn.Module,
-                  streams: Streams, device: torch.device) -> MatchTargets:
+                  streams: Streams, device: torch.device,
+                  coupling_noise: float = 0.0) -> MatchTargets:
     """The original's outputs on the forget set and on a third-party reference sample, turned
     into per-row targets by the task's scenario."""
     def logits(images: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -26,7 +27,8 @@ def build_targets(task: UnlearnTask, encoder: Encoder, original_net: torch.nn.Mo
     original = OriginalOutputs(
         logits=logits,
         forget_logits=lambda: logits_of(original_net, streams.forget, device),
-        subsample=lambda data, cap: subsample(data, cap, task.seed))
+        subsample=lambda data, cap: subsample(data, cap, task.seed),
+        coupling_noise=coupling_noise, seed=task.seed)
     return task.scenario.match_targets(task.target, original)
 
 

@@ -102,6 +102,21 @@ def release(split: Split) -> Classifier:
     return model.cpu()
 
 
+@torch.no_grad()
+def perturb(net: nn.Module, scale: float, seed: int) -> None:
+    """Add seeded Gaussian noise to every trainable weight matrix / kernel of `net`, `scale`
+    times that tensor's RMS (biases and BatchNorm stay): dm runs from one original then
+    start apart, as Retrains do, and the match, replay and anchor terms pull each back to a
+    model of its own (docs/method.md §12)."""
+    if scale <= 0.0:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    for p in net.parameters():
+        if p.requires_grad and p.dim() > 1:
+            noise = torch.randn(p.shape, generator=gen).to(p.device, p.dtype)
+            p.add_(noise * scale * p.pow(2).mean().sqrt())
+
+
 def saliency_masks(net: nn.Module, forget_loss: Callable[[], torch.Tensor],
                    share: float) -> list[tuple[nn.Parameter, torch.Tensor]]:
     """The `share` of `net`'s trainable weights with the largest |d forget_loss / d w|, ranked
@@ -118,5 +133,5 @@ def saliency_masks(net: nn.Module, forget_loss: Callable[[], torch.Tensor],
     return [(p, masks[n]) for n, p in named]
 
 
-__all__ = ["AUTO_WEIGHT_SHARE", "Split", "check_trainable", "first_trainable_stage",
+__all__ = ["AUTO_WEIGHT_SHARE", "Split", "check_trainable", "first_trainable_stage", "perturb",
            "release", "saliency_masks", "trainable_copy"]

@@ -59,8 +59,11 @@ def quantile_targets(forget_phi: np.ndarray, forget_y: np.ndarray, ref_phi: np.n
         pool = ref_phi[ref_y == c] if (ref_y == c).sum() >= 20 else ref_phi
         levels = (np.argsort(np.argsort(forget_phi[rows])) + 0.5) / len(rows)
         if noise > 0:
-            score = ndtri(levels) + noise * rng.standard_normal(len(rows))
-            levels = (np.argsort(np.argsort(score)) + 0.5) / len(rows)
+            # only among the rows sent to a correct prediction (phi > 0): which rows end up
+            # misclassified stays the exact map's, the confidence of the rest varies
+            up = np.flatnonzero(np.quantile(pool, levels) > 0)
+            score = ndtri(levels[up]) + noise * rng.standard_normal(len(up))
+            levels[up] = np.sort(levels[up])[np.argsort(np.argsort(score))]
         targets[rows] = np.quantile(pool, levels)
     return targets
 

@@ -114,17 +114,21 @@ def test_quantile_targets_depend_only_on_ranks() -> None:
 
 def test_coupling_noise_keeps_the_reference_distribution_and_varies_who_gets_what() -> None:
     """Blurred coupling (§12): per class the multiset of targets is exactly the monotone
-    map's (same reference quantiles), only the assignment moves; the same seed gives the same
-    targets, another seed others; small noise keeps the ranking mostly, large noise barely."""
+    map's (same reference quantiles), only the assignment moves, and only among rows sent to
+    a correct prediction (phi > 0): the rows the exact map misclassifies keep their targets.
+    The same seed gives the same targets, another seed others; small noise keeps the ranking
+    mostly, large noise barely."""
     rng = np.random.default_rng(3)
     forget, forget_y = rng.normal(0, 1, 400), rng.integers(0, 2, 400)
-    ref, ref_y = rng.normal(2, 1, 1000), rng.integers(0, 2, 1000)
+    ref, ref_y = rng.normal(1, 1, 1000), rng.integers(0, 2, 1000)
     exact = quantile_targets(forget, forget_y, ref, ref_y)
     blurred = quantile_targets(forget, forget_y, ref, ref_y, noise=0.35, seed=1)
     for c in (0, 1):
         rows = forget_y == c
         assert np.sort(blurred[rows]) == pytest.approx(np.sort(exact[rows]))
     assert not np.allclose(blurred, exact)
+    wrong = exact <= 0
+    assert 10 < wrong.sum() < 200 and np.array_equal(blurred[wrong], exact[wrong])
     assert quantile_targets(forget, forget_y, ref, ref_y, 0.35, 1) == pytest.approx(blurred)
     assert not np.allclose(quantile_targets(forget, forget_y, ref, ref_y, 0.35, 2), blurred)
     assert quantile_targets(forget, forget_y, ref, ref_y, 0.0, 5) == pytest.approx(exact)
@@ -134,7 +138,7 @@ def test_coupling_noise_keeps_the_reference_distribution_and_varies_who_gets_wha
 
     mild = rank_corr(blurred)
     wild = rank_corr(quantile_targets(forget, forget_y, ref, ref_y, 10.0, 1))
-    assert 0.8 < mild < 0.99 and wild < 0.3
+    assert 0.8 < mild < 0.99 and wild < 0.6  # the misclassified ~16% keep their ranks
 
 
 def test_a_class_with_few_reference_rows_borrows_the_whole_reference() -> None:

@@ -102,10 +102,7 @@ def test_dm_makes_random_forget_samples_look_unseen(tiny_fmnist_bundle, clean_or
     after = _acc(unlearned, task.forget)
     assert before - unseen > 0.05, "the tiny original must overfit for this test to mean much"
     assert abs(after - unseen) < abs(before - unseen) / 2
-    # measured on this slice: original 84.1%, a Retrain 83.7%, dm 81.0% (82.2% with an exact
-    # coupling, coupling_noise=0): the blurred coupling costs ~1 pt on 2.4k rows and 0.2 pt
-    # on 10k (docs/method.md §12)
-    assert _acc(unlearned, bundle.test) >= _acc(model, bundle.test) - 0.04
+    assert _acc(unlearned, bundle.test) >= _acc(model, bundle.test) - 0.03
 
 
 def test_dm_rejects_unknown_options():
@@ -139,5 +136,5 @@ def test_dm_runs_from_one_original_disagree_per_sample_about_as_retrains_do(
                                 progress=False)[0]) for s in range(3)]
     exact, blurred = spread(dm_runs(coupling_noise=0.0)), spread(dm_runs())
     seen = f"dm exact {exact:.3f}, dm {blurred:.3f}, retrain {spread(retrains):.3f}"
-    assert blurred > 2 * exact, seen  # measured: 0.28, 1.29, 0.88
+    assert blurred > 2 * exact, seen  # measured: 0.28, 1.12, 0.88
     assert 0.5 * spread(retrains) < blurred < 2 * spread(retrains), seen

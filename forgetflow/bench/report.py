@@ -123,6 +123,16 @@ def build_config(sc: dict, pt: dict, profile: dict) -> BenchConfig:
                           epsilon_methods=pt["epsilon_methods"])
 
 
+def is_scenario_result(path: Path) -> bool:
+    """A scenario file of a bench profile (its rows and config), not another bench's result
+    (CLI latency, folder scale) that a profile run must leave alone."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "rows" in data and "config" in data
+
+
 def result_name(pt: dict, sc: dict) -> str:
     """File stem of one scenario's JSON: model, training size and the scenario's values."""
     size = pt["train_limit"] or "all"
@@ -175,8 +185,8 @@ def main() -> None:
     threads = os.environ.setdefault("FORGETFLOW_THREADS", "1")
     plan = [(pt, sc, build_config(sc, pt, profile)) for pt, sc in scenarios(profile)]
     OUT_DIR.mkdir(exist_ok=True)
-    for stale in OUT_DIR.glob("*.json"):  # last run's scenario files; the latency file stays
-        if stale.name != "cli-latency.json":
+    for stale in OUT_DIR.glob("*.json"):  # last run's scenario files; other benches' stay
+        if is_scenario_result(stale):
             stale.unlink()
     started = dt.datetime.now(dt.UTC)
     old = Path("BENCHMARKS.md").read_text() if Path("BENCHMARKS.md").exists() else ""

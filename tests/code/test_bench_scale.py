@@ -68,3 +68,14 @@ def test_phi_spread_is_zero_for_copies_and_grows_with_disagreement() -> None:
     wide = one + rng.normal(scale=1.0, size=(4, 50))
     assert 0 < phi_spread(narrow) < phi_spread(wide)
     assert np.isnan(phi_spread(one[None, :]))
+
+
+def test_a_profile_run_removes_only_scenario_results(tmp_path) -> None:
+    """make bench clears the last run's scenario files, never other benches' results."""
+    from forgetflow.bench.report import is_scenario_result
+
+    (tmp_path / "cnn-10000-class-0.json").write_text(json.dumps({"rows": [], "config": {}}))
+    (tmp_path / "folder-scale.json").write_text(json.dumps({"rows": [], "meta": {}}))
+    (tmp_path / "broken.json").write_text("{")
+    kept = [p.name for p in sorted(tmp_path.iterdir()) if not is_scenario_result(p)]
+    assert kept == ["broken.json", "folder-scale.json"]

@@ -232,23 +232,17 @@ QUOTES: tuple[Quote, ...] = (
           "finetune_stamped {n}/5, neggrad_plus {n}/5 (the removed trigger", BACKDOOR,
           lambda d: [passed(d, m) for m in
                      ("identity", "retrain", "dm", "finetune_stamped", "neggrad_plus")]),
-    Quote("README.md", "**Subject requests ({n} rows) are not solved**", SUBJECT,
-          lambda d: [sum(s["forget_size"] for s in d["seeds"]) / len(d["seeds"])]),
-    Quote("README.md", "are noise there — Retrain passes {n}/5, `identity` {n}/5.", SUBJECT,
-          lambda d: [passed(d, "retrain"), passed(d, "identity")]),
-    Quote("README.md", "a rerun of the subject case, with {n} seeds and {n} rows per request, "
-          "gives: `identity` {n}/5, dm {n}/5 without a retrain, and dm's ladder reached the "
-          "exact retrain rung on {n}/5 seeds", "supplement/gate-subject-unpowered.json",
-          lambda d: [len(d["seeds"]), sum(s["forget_size"] for s in d["seeds"]) / len(d["seeds"]),
-                     passed(d, "identity"), passed(d, "dm"),
-                     sum(r.get("ladder_rung") == 3 for r in d["rows"] if r["method"] == "dm")]),
-    Quote("README.md", "so Retrain's own row also shows {n}/5 there",
-          "supplement/gate-subject-unpowered.json", lambda d: [passed(d, "retrain")]),
-    Quote("README.md", "5 seeds, 1%). `identity` passes {n}/5, Retrain {n}/5, dm {n}/5 and "
+    Quote("README.md", "**Subject requests (~80 rows) are not judged by the gate**: with "
+          "`min_rows` {n} and", SUBJECT, lambda d: [400]),
+    Quote("README.md", "every row of that case shows {n}/5 (the bench judges", SUBJECT,
+          lambda d: [same(*[passed(d, m) for m in ("retrain", "identity", "dm")])]),
+    Quote("README.md", "dm's ladder reaches the exact retrain rung on {n}/5 seeds", SUBJECT,
+          lambda d: [rung(d, 3)]),
+    Quote("README.md", "session's changes) had `identity` {n}/5, Retrain {n}/5, dm {n}/5 and "
           "finetune {n}/5.", R8_SUPPLEMENT,
           lambda d: [passed(d, m) for m in ("identity", "retrain", "dm", "finetune")]),
-    Quote("README.md", "dm's ASR is {n}%, but its relearned ASR is {n}%, against Retrain's "
-          "{n}% and the original's {n}%, so its depth index is {n}.", R8_SUPPLEMENT,
+    Quote("README.md", "dm's ASR was {n}%, but its relearned ASR was {n}%, against Retrain's "
+          "{n}% and the original's {n}%, so its depth index was {n}.", R8_SUPPLEMENT,
           lambda d: [mean(d, "dm", "asr"), mean(d, "dm", "relearn_acc"),
                      mean(d, "retrain", "relearn_acc"), mean(d, "identity", "relearn_acc"),
                      depth(d, "dm")[0]]),
@@ -273,8 +267,10 @@ QUOTES: tuple[Quote, ...] = (
           lambda d: [*depth(d, "dm"), *[mean(d, m, "relearn_acc") for m in
                                         ("dm", "retrain", "identity")],
                      depth(d, "neggrad_plus")[0], depth(d, "finetune_stamped")[0]]),
-    Quote("README.md", "random seed; subject {n} × rung 1, {n} × rung 3", SUBJECT,
-          lambda d: [rung(d, 1), rung(d, 3)]),
+    Quote("README.md", "random and backdoor seed; subject {n} × rung 3", SUBJECT,
+          lambda d: [rung(d, 3)]),
+    Quote("README.md", "ResNet-8 class {n} × rung 1, {n} × rung 3", RESNET,
+          lambda d: [passed(d, "dm"), rung(d, 3)]),
     Quote("README.md", "read the class almost as well as the original's: threshold {n}, so it "
           "refuses", GATE, lambda d: threshold(d, "class_feature_drop", True)[:1]),
     Quote("README.md", "Class check, stated: its threshold ({n}) only demands", GATE,
@@ -326,7 +322,7 @@ QUOTES: tuple[Quote, ...] = (
     Quote("docs/method.md", "bench-results/resnet8-3000-class-0.json, {n}-row subsets, {n} seeds — "
           "no relearning budget", RESNET,
           lambda d: [d["config"]["train_limit"], d["config"]["seeds"]]),
-    Quote("docs/method.md", "dm misses the probe bound by {n} pt: probe_acc {n}% vs Retrain's {n}%",
+    Quote("docs/method.md", "dm's probe gap is {n} pt: probe_acc {n}% vs Retrain's {n}%",
           RESNET,
           lambda d: [mean(d, "dm", "probe_acc") - mean(d, "retrain", "probe_acc"),
                      mean(d, "dm", "probe_acc"), mean(d, "retrain", "probe_acc")]),

@@ -43,13 +43,20 @@ def calibrate_temperature(logits: torch.Tensor, masked: int, target_conf: float)
     return float(np.exp((lo + hi) / 2))
 
 
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0-based rank of each value (ties broken by position)."""
+    return np.argsort(np.argsort(values))
+
+
 def quantile_targets(forget_phi: np.ndarray, forget_y: np.ndarray, ref_phi: np.ndarray,
                      ref_y: np.ndarray, noise: float = 0.0, seed: int = 0) -> np.ndarray:
     """Per class, the monotone (1-D optimal transport) map from the forget set's phi
     distribution onto the reference's: the i-th ranked forget sample gets the reference's
-    quantile at the same level. `noise` > 0 blurs the coupling (§12): each sample's normal
-    score gets seeded N(0, noise^2) jitter before re-ranking, so the targets keep exactly the
-    reference's distribution while which sample gets which quantile varies from run to run."""
+    quantile at the same level. `noise` > 0 blurs the coupling (§12) among the rows the exact
+    map sends to a correct prediction (target > 0): their normal scores get seeded
+    N(0, noise^2) jitter and those rows' targets are handed out again in the jittered order, so
+    the targets keep exactly the reference's distribution, the misclassified tail stays the
+    exact map's, and which confident row gets which quantile varies from run to run."""
     from scipy.special import ndtri
 
     rng = np.random.default_rng(seed)
@@ -57,14 +64,13 @@ def quantile_targets(forget_phi: np.ndarray, forget_y: np.ndarray, ref_phi: np.n
     for c in np.unique(forget_y):
         rows = np.flatnonzero(forget_y == c)
         pool = ref_phi[ref_y == c] if (ref_y == c).sum() >= 20 else ref_phi
-        levels = (np.argsort(np.argsort(forget_phi[rows])) + 0.5) / len(rows)
+        levels = (_ranks(forget_phi[rows]) + 0.5) / len(rows)
+        exact = np.quantile(pool, levels)
         if noise > 0:
-            # only among the rows sent to a correct prediction (phi > 0): which rows end up
-            # misclassified stays the exact map's, the confidence of the rest varies
-            up = np.flatnonzero(np.quantile(pool, levels) > 0)
+            up = np.flatnonzero(exact > 0)
             score = ndtri(levels[up]) + noise * rng.standard_normal(len(up))
-            levels[up] = np.sort(levels[up])[np.argsort(np.argsort(score))]
-        targets[rows] = np.quantile(pool, levels)
+            exact[up] = np.sort(exact[up])[_ranks(score)]
+        targets[rows] = exact
     return targets
 
 

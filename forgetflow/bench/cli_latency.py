@@ -105,7 +105,7 @@ def update_benchmarks_md(markdown: str, path: Path = Path("BENCHMARKS.md"),
 
 
 def main() -> None:
-    from forgetflow.bench.report import machine
+    from forgetflow.bench.report import machine, short_commit
 
     started = dt.datetime.now(dt.UTC)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -125,8 +125,7 @@ def main() -> None:
             rows.append(measure(args, env))
             print(f"{rows[-1]['command']}: median {rows[-1]['median_s']:.2f} s",
                   file=sys.stderr)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
+    rev = short_commit()
     result = {"command": "make bench-cli", "machine": machine(), "commit": rev, "load": load,
               "date": f"{started:%Y-%m-%d %H:%M} UTC", "repeat": REPEAT, "rows": rows}
     OUT_DIR.mkdir(exist_ok=True)

@@ -75,7 +75,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    from forgetflow.bench.report import machine
+    from forgetflow.bench.report import machine, short_commit
 
     count = int(os.environ.get("BENCH_FOLDER_IMAGES", "100000"))
     started = dt.datetime.now(dt.UTC)
@@ -105,8 +105,7 @@ def main() -> None:
         (root / "train" / "class 00" / "added one.png").write_bytes(
             next((root / "train" / "class 00").glob("*.png")).read_bytes())
         rows.append({"step": "prepare after adding one image", **timed(prepare, env)})
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
+    rev = short_commit()
     result = {"command": "make bench-folder", "machine": machine(), "commit": rev,
               "date": f"{started:%Y-%m-%d %H:%M} UTC", "images": count,
               "generate_s": round(generate_s, 1), "cache_mib": round(cache_mib, 1),

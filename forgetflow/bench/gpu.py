@@ -7,7 +7,6 @@ take hours on ResNet-18 and record numbers that mean nothing for the GPU path.""
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,14 +26,6 @@ MODELS = {"resnet18": 12, "resnet8": 12}  # model -> epochs of the reference rec
 SEED = 0
 COLUMNS = ("forget_acc", "retain_acc", "test_acc", "test_acc_remaining", "mia_efficacy",
            "relearn_acc", "probe_acc", "seconds", "avg_gap", "speedup")
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _cell(key: str, value: float | None) -> str:
@@ -88,6 +79,8 @@ def run_model(name: str, epochs: int) -> tuple[list[str], str]:
 def main() -> int:
     import torch
 
+    from forgetflow.bench.report import short_commit
+
     if not torch.cuda.is_available():
         print("bench-gpu: no CUDA device visible (torch.cuda.is_available() is False); this "
               "benchmark only runs on a GPU. Nothing was written.", file=sys.stderr)
@@ -99,7 +92,7 @@ def main() -> int:
     lines = [line for rows, _ in results for line in rows]
     notes = "".join(f"- {note}\n" for _, note in results)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    section = (f"\n## GPU: `make bench-gpu` ({device}, {stamp}, commit {_commit()})\n\n"
+    section = (f"\n## GPU: `make bench-gpu` ({device}, {stamp}, commit {short_commit()})\n\n"
                f"Fashion-MNIST, seed {SEED}, bf16 autocast + channels_last, reference recipe "
                f"({', '.join(f'{m} {e} epochs' for m, e in MODELS.items())}); accuracies in %.\n\n"
                f"{header}\n" + "\n".join(lines) + "\n\n" + notes)

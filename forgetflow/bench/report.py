@@ -105,6 +105,15 @@ def machine() -> str:
             f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
+def short_commit() -> str:
+    """The checked-out commit a benchmark result names ("unknown" outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def build_config(sc: dict, pt: dict, profile: dict) -> BenchConfig:
     methods = pt["methods"] + (",finetune_stamped" if sc["scenario"] == "backdoor" else "")
     matched = pt["time_matched"] + (",finetune_stamped" if sc["scenario"] == "backdoor" and
@@ -216,8 +225,7 @@ def write_report(profile_name: str, profile: dict, started: dt.datetime, workers
                  threads: str, sections: list[str], progress: tuple[int, int],
                  kept: str) -> None:
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
+    rev = short_commit()
     done, total = progress
     status = "" if done == total else (
         f"- **partial: {done} of {total} scenarios finished** (the run was still going "

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -97,10 +96,9 @@ def main() -> None:
     started = dt.datetime.now(dt.UTC)
     warm_up_torch()
     blocks = run(plan(), workers)
-    from forgetflow.bench.report import machine
+    from forgetflow.bench.report import machine, short_commit
 
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True).stdout.strip()
+    rev = short_commit()
     minutes = (dt.datetime.now(dt.UTC) - started).total_seconds() / 60
     meta = {"command": "make bench-scale", "machine": machine(), "commit": rev,
             "date": f"{started:%Y-%m-%d %H:%M} UTC", "minutes": round(minutes, 1),
@@ -113,8 +111,9 @@ def main() -> None:
 
     bench = Path("BENCHMARKS.md")
     text = bench.read_text() if bench.exists() else "# Benchmarks\n"
-    bench.write_text(replace_section(text, SCALE_HEADING, scale_markdown(OUT.parent.parent)))
-    print(scale_markdown(OUT.parent.parent))
+    section = scale_markdown(OUT.parent.parent)  # also draws bench-scale.png
+    bench.write_text(replace_section(text, SCALE_HEADING, section))
+    print(section)
     print("wrote", OUT, "and BENCHMARKS.md", file=sys.stderr)
 
 

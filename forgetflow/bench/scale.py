@@ -91,7 +91,9 @@ def run(configs: list[BenchConfig], workers: int) -> dict[str, list[dict]]:
 
 
 def main() -> None:
-    workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    from forgetflow.bench.tune import env_int
+
+    workers = env_int("BENCH_WORKERS", 2, 1)  # a bad value stops before any work
     threads = os.environ.setdefault("FORGETFLOW_THREADS", "1")
     started = dt.datetime.now(dt.UTC)
     warm_up_torch()

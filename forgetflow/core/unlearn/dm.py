@@ -22,7 +22,7 @@ from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
 from forgetflow.core.unlearn.common import amp, resolve_config
 from forgetflow.core.unlearn.dm_reference import build_targets, stop_statistic
-from forgetflow.core.unlearn.dm_streams import CHUNK, Encoder, Streams, build_streams
+from forgetflow.core.unlearn.dm_streams import CHUNK, Encoder, Streams, build_streams, gather
 from forgetflow.core.unlearn.dm_trainable import (
     Split,
     check_trainable,
@@ -100,7 +100,8 @@ class DistributionMatching(Unlearner):
         work = trainable_copy(original, start, cfg.bn_affine)
         net = work.suffix  # BN running statistics stay the original's (§4)
         perturb(net, cfg.perturb, task.seed)
-        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
+        opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
+                               fused=True)  # one kernel per step: ~5% of the loop on CPU
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         masks = saliency_masks(net, lambda: _forget_match(net, streams, targets, device),
@@ -144,13 +145,12 @@ class DistributionMatching(Unlearner):
         fi = _draw(len(streams.forget), cfg.batch_size, gen)
         ri = _draw(len(streams.replay), cfg.utility_batch_size, gen)
         ui = _draw(len(streams.anchor), cfg.utility_batch_size, gen)
-        parts = [streams.forget.input(fi, device), streams.replay.input(ri, device),
-                 streams.anchor.input(ui, device)]
+        draws = [(streams.forget, fi), (streams.replay, ri), (streams.anchor, ui)]
         weights = [cfg.anchor_weight]
         if streams.anchor_stamped is not None:  # triggered unseen must look like clean unseen
-            parts.append(streams.anchor_stamped.input(ui, device))
+            draws.append((streams.anchor_stamped, ui))
             weights.append(cfg.stamped_anchor_weight)
-        logits = net(torch.cat(parts)).float().split([len(x) for x in parts])
+        logits = net(gather(draws, device)).float().split([len(idx) for _, idx in draws])
         loss = cfg.match_weight * targets.match_loss(logits[0], fi.to(device))
         loss = loss + cfg.replay_weight * F.cross_entropy(logits[1],
                                                           streams.replay.y[ri].to(device))

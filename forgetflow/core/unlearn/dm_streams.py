@@ -33,8 +33,22 @@ class Pool:
         return len(self.y)
 
     def input(self, idx: torch.Tensor | slice, device: torch.device) -> torch.Tensor:
-        x = self.x[idx]
+        x = self.x[idx] if isinstance(idx, slice) else self.x.index_select(0, idx)
         return (x if self.encoded else to_float(x)).to(device)
+
+
+def gather(draws: list[tuple[Pool, torch.Tensor]], device: torch.device) -> torch.Tensor:
+    """One step's input: the drawn rows of several pools, back to back, written straight into
+    one buffer (index_select, not advanced indexing plus a cat: on the full split the copies
+    were a sixth of dm's loop time)."""
+    first = draws[0][0]
+    out = torch.empty((sum(len(idx) for _, idx in draws), *first.x.shape[1:]),
+                      dtype=first.x.dtype)
+    at = 0
+    for pool, idx in draws:
+        torch.index_select(pool.x, 0, idx, out=out[at: at + len(idx)])
+        at += len(idx)
+    return (out if first.encoded else to_float(out)).to(device)
 
 
 class Encoder:

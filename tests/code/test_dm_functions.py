@@ -328,3 +328,26 @@ def test_stop_z_tolerates_that_many_standard_errors() -> None:
         z, _, done = _stop("class", (pred_f, np.full(100, K)), (pred_u, y_u), y_u,
                            cfg=DMConfig(stop_z=stop_z, min_agreement=0.95), forget_class=K)
         assert 1 < z < 3 and done == (stop_z == 3.0)
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+def test_gather_is_the_drawn_rows_of_each_pool_back_to_back(encoded: bool) -> None:
+    """dm's one-buffer batch equals indexing each pool and concatenating, for cached
+    features (float) and for raw images (uint8, scaled to [0, 1] on the way)."""
+    from forgetflow.core.unlearn.dm_streams import gather
+
+    gen = torch.Generator().manual_seed(0)
+    if encoded:
+        pools = [Pool(torch.randn(n, 3, 2, 2, generator=gen), torch.zeros(n, dtype=torch.long),
+                      True) for n in (7, 5, 9)]
+    else:
+        pools = [Pool(torch.randint(0, 256, (n, 1, 4, 4), generator=gen, dtype=torch.uint8),
+                      torch.zeros(n, dtype=torch.long), False) for n in (7, 5, 9)]
+    draws = [(p, torch.randint(0, len(p), (k,), generator=gen)) for p, k in zip(pools, (4, 3, 6),
+                                                                               strict=True)]
+    out = gather(draws, torch.device("cpu"))
+    expected = torch.cat([p.input(idx, torch.device("cpu")) for p, idx in draws])
+    assert out.dtype == torch.float32 and out.shape == (13, *pools[0].x.shape[1:])
+    assert torch.equal(out, expected)
+    if not encoded:
+        assert torch.equal(out[:4], pools[0].x[draws[0][1]].float() / 255.0)

@@ -79,7 +79,7 @@ PROFILES: dict[str, dict] = {
         part("cnn", 5000, f"dm,finetune,scrub,{HEAD}", "finetune,scrub", 8, CORE, "CNN"),
     ]},
 }
-COMMANDS = {"full": "make bench", "quick": "make bench-quick", "gate": "make bench-report"}
+COMMANDS = {"full": "make bench-full", "quick": "make bench-quick", "gate": "make bench"}
 FULL_TRAIN = 54000  # Fashion-MNIST's train split after the 10% third-party pool
 
 
@@ -184,7 +184,7 @@ def section(pt: dict, sc: dict, result: dict) -> str:
 
 
 def main() -> None:
-    profile_name = os.environ.get("BENCH_PROFILE", "full")
+    profile_name = os.environ.get("BENCH_PROFILE", "gate")
     if profile_name not in PROFILES:
         sys.exit(f"error: BENCH_PROFILE must be one of {sorted(PROFILES)}, got {profile_name!r}")
     profile = dict(PROFILES[profile_name])

@@ -40,7 +40,7 @@ class Pool:
 def gather(draws: list[tuple[Pool, torch.Tensor]], device: torch.device) -> torch.Tensor:
     """One step's input: the drawn rows of several pools, back to back, written straight into
     one buffer (index_select, not advanced indexing plus a cat: on the full split the copies
-    were a sixth of dm's loop time)."""
+    took about a sixth of dm's run time)."""
     first = draws[0][0]
     out = torch.empty((sum(len(idx) for _, idx in draws), *first.x.shape[1:]),
                       dtype=first.x.dtype)

@@ -25,7 +25,7 @@ KNOBS: dict[str, tuple] = {
     "lr": (1e-3, 3e-3, 1e-2),
     "replay_weight": (1.0, 2.0),
     "anchor_weight": (1.0, 2.0),
-    "stamped_anchor_weight": (1.0, 2.0),
+    "stamped_anchor_weight": (0.0, 1.0, 2.0),
     "min_agreement": (0.95, 0.97, 0.98),
     "stop_z": (0.0, 1.0),
     "check_every": (10, 20),

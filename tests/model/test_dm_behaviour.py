@@ -108,6 +108,8 @@ def test_dm_makes_random_forget_samples_look_unseen(tiny_fmnist_bundle, clean_or
 def test_dm_rejects_unknown_options():
     with pytest.raises(ValueError, match="unknown dm option"):
         create_unlearner("dm", learning_rate=0.1)
+    with pytest.raises(ValueError, match="stamped_anchor_weight"):
+        create_unlearner("dm", stamped_anchor_weight=-1.0)
 
 
 

@@ -7,6 +7,7 @@ pending → processing → done | rejected | failed and nothing else.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forgetflow.adapters.ledger_batches import BatchBusy, BatchLedger, OpenBatch
 from forgetflow.adapters.ledger_schema import (
+    STATUSES,
     TRANSITIONS,
     BatchRow,
     LedgerError,
@@ -172,11 +174,12 @@ class Ledger(BatchLedger):
 
     def submit(self, request: DeletionRequest, model_name: str) -> tuple[RequestView, bool]:
         """Store a validated request; (view, created). A repeated idempotency key returns the
-        first request and writes nothing."""
+        first request and writes nothing; the same key on a different request is refused (a
+        retry must not silently drop what a user asked for)."""
         if request.idempotency_key:
             existing = self.find_by_key(request.idempotency_key)
             if existing:
-                return existing, False
+                return self._same_request(existing, request, model_name), False
         row = RequestRow(kind=request.kind, payload=request.payload(),
                          idempotency_key=request.idempotency_key,
                          model_name=request.model_name or model_name, status="pending")
@@ -191,8 +194,23 @@ class Ledger(BatchLedger):
             existing = self.find_by_key(request.idempotency_key or "")
             if existing is None:
                 raise
-            return existing, False  # a concurrent submit with the same key won the race
+            # a concurrent submit with the same key won the race
+            return self._same_request(existing, request, model_name), False
         return RequestView.of(row), True
+
+    def _same_request(self, existing: RequestView, request: DeletionRequest,
+                      model_name: str) -> RequestView:
+        """`existing` when `request` asks for exactly the same deletion, else LedgerError."""
+        asked = json.loads(json.dumps(request.payload()))  # as the JSON column returns it
+        same = (existing.kind == request.kind and existing.payload == asked
+                and existing.model_name == (request.model_name or model_name)
+                and sorted(self.sample_ids(existing.id)) == sorted(request.ids or []))
+        if not same:
+            raise LedgerError(
+                f"idempotency key {request.idempotency_key!r} already names request "
+                f"{existing.id} ({existing.kind}, model {existing.model_name}), a different "
+                "request: nothing stored; submit this one with a new key")
+        return existing
 
     def get(self, request_id: int) -> RequestView:
         with self._session() as s:
@@ -200,6 +218,8 @@ class Ledger(BatchLedger):
 
     def list(self, status: str | None = None, model_name: str | None = None) -> list[RequestView]:
         query = select(RequestRow).order_by(RequestRow.id)
+        if status is not None and status not in STATUSES:
+            raise LedgerError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
         if status:
             query = query.where(RequestRow.status == status)
         if model_name:

@@ -100,5 +100,16 @@ def user_errors() -> Iterator[None]:
         if isinstance(exc, UnicodeDecodeError):
             say(f"error: a file is not UTF-8 text ({exc.reason} at byte {exc.start})")
         else:
-            say(f"error: {exc}")
+            say(f"error: {one_line(exc)}")
         raise typer.Exit(2) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: a pydantic ValidationError becomes `invalid <model>: field:
+    message; ...` (its default text spans lines and carries documentation URLs)."""
+    errors = getattr(exc, "errors", None)
+    if type(exc).__name__ == "ValidationError" and callable(errors):
+        parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                 for e in errors(include_url=False)]
+        return f"invalid {getattr(exc, 'title', 'input')}: " + "; ".join(parts)
+    return str(exc)

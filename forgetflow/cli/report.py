@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from forgetflow.cli.common import JSON, PARAMS, emit, user_errors
+from forgetflow.cli.common import JSON, PARAMS, UserInputError, emit, user_errors
 
 
 def report(version: str = typer.Argument(..., help="version number or alias (champion, ...)"),
@@ -24,8 +24,12 @@ def report(version: str = typer.Argument(..., help="version number or alias (cha
         name = model or settings.registry.model_name
         content = {**gather(name, version), "sla_days": settings.sla.days}
         document = render(content)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(document, encoding="utf-8")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(document, encoding="utf-8")
+        except OSError as exc:  # a directory, a file where a folder should be, no permission
+            raise UserInputError(f"cannot write the report to {out}: "
+                                 f"{exc.strerror or exc}") from exc
         emit({"path": str(out), "bytes": out.stat().st_size, "model_name": name,
               "version": content["version"], "figures": len(content["figures"])}, as_json,
              lambda r: f"report on {name} v{r['version']}: {r['path']} ({r['bytes']} bytes, "

@@ -62,9 +62,12 @@ def mia_efficacy(retain_conf: np.ndarray, test_conf: np.ndarray, forget_conf: np
 
 def mia_loss_acc(forget_loss: np.ndarray, test_loss: np.ndarray, seed: int = 0) -> float:
     """Logistic regression on per-sample loss, forget vs test, balanced, 5 shuffled splits;
-    0.5 means the forget set is indistinguishable from unseen data."""
+    0.5 means the forget set is indistinguishable from unseen data; NaN below 10 rows a side
+    (as discriminator_auc), where the splits cannot hold both sides and the score is noise."""
     rng = np.random.default_rng(seed)
     f, t = _balanced(forget_loss, test_loss, 10 * MIA_MAX_PER_SIDE, rng)
+    if len(f) < 10:
+        return float("nan")
     x = np.log1p(np.concatenate([f, t]))[:, None]
     y = np.concatenate([np.ones(len(f)), np.zeros(len(t))])
     splitter = StratifiedShuffleSplit(n_splits=5, test_size=0.3, random_state=seed)

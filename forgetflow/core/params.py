@@ -22,10 +22,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SEED_MAX = 2**32 - 1  # numpy and torch generators take seeds in [0, 2**32)
+
+
+def _seed() -> Any:
+    return Field(0, ge=0, le=SEED_MAX)
+
+
 class DataParams(_Section):
     source: str = "fashion-mnist"
     root: str | None = None
-    seed: int = 0
+    seed: int = _seed()
     third_party_fraction: float = 0.1
     subject_size: int = 20
     holdout_fraction: float = 0.5  # of the third-party pool: evaluation only (docs/design.md §3)
@@ -34,12 +41,12 @@ class DataParams(_Section):
 
 
 class TrainParams(_Section):
-    model: str = "cnn"
+    model: Literal["cnn", "resnet8", "resnet18"] = "cnn"  # forgetflow.core.models.MODEL_NAMES
     epochs: int = Field(12, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = 0.003
-    weight_decay: float = 0.0
-    seed: int = 0
+    lr: float = Field(0.003, gt=0, le=10, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, le=10, allow_inf_nan=False)
+    seed: int = _seed()
 
 
 class EscalationStep(_Section):
@@ -56,7 +63,7 @@ class UnlearnParams(_Section):
         EscalationStep(method="dm", config={"trainable": "all", "max_steps": 480}),
         EscalationStep(method="retrain"),
     ])
-    seed: int = 0
+    seed: int = _seed()
 
     def attempts(self) -> list[tuple[str, dict[str, Any]]]:
         """The method, then each escalation step (configs merge for the same method)."""

@@ -41,6 +41,13 @@ class TriggerIn(BaseModel):
     margin: int = Field(1, ge=0, description="Distance from the corner in pixels")
     target: int = Field(0, ge=0, description="The label the backdoor flips inputs to")
 
+    @field_validator("size", "value", "margin", "target", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not 1 pixel (TriggerSpec agrees)
+            raise ValueError("must be a number, not true/false")
+        return value
+
     def to_spec(self) -> TriggerSpec:
         from forgetflow.core.triggers import TriggerSpec
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -253,6 +254,19 @@ def test_evaluate_random_scenario_reports_every_metric():
     # forget/retain/test come from one distribution: no attack should do much better than chance
     assert 0.15 <= row["retain_acc"] <= 0.4
     assert row["third_party_auc"] <= 0.75
+
+
+@pytest.mark.parametrize("rows", [1, 2, 9])
+def test_evaluate_a_forget_set_of_a_few_rows_leaves_the_unfittable_scores_empty(rows: int):
+    """A request may name one sample: the accuracies are still reported, the membership and
+    discriminator scores (which need a classifier fitted on both sides) are None, no crash."""
+    data = toy_eval_data("samples")
+    few = replace(data, target=scenario_named("samples").target(
+        data.forget.take(np.arange(rows)), data.target.third_party))
+    row = evaluate(Mean(), few)
+    assert isinstance(row["forget_acc"], float) and isinstance(row["test_acc"], float)
+    assert row["mia_loss_acc"] is None and row["third_party_auc"] is None
+    assert np.isnan(mia_loss_acc(np.full(rows, 0.1), np.linspace(0.0, 3.0, 100)))
 
 
 def test_evaluate_class_and_backdoor_scenarios():

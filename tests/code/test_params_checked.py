@@ -51,6 +51,20 @@ def test_bad_batch_settings_are_rejected(tmp_path: Path, batch: dict) -> None:
         load_params(write(tmp_path, batch=batch))
 
 
+@pytest.mark.parametrize(("section", "values"), [
+    ("data", {"seed": -1}), ("train", {"seed": -3}), ("unlearn", {"seed": -1}),
+    ("train", {"seed": 2**32}), ("train", {"model": "bogus"}), ("train", {"lr": -1.0}),
+    ("train", {"lr": 0.0}), ("train", {"lr": float("nan")}), ("train", {"lr": float("inf")}),
+    ("train", {"weight_decay": -5.0}), ("train", {"weight_decay": float("nan")}),
+])
+def test_bad_seeds_and_training_settings_are_refused_on_load(tmp_path: Path, section: str,
+                                                             values: dict) -> None:
+    """Refused when params are read, before a stage or a batch writes anything (a negative
+    seed used to fail mid-batch, after the data version was committed)."""
+    with pytest.raises(ValidationError, match=f"{section}\\.{next(iter(values))}"):
+        load_params(write(tmp_path, **{section: values}))
+
+
 def test_lease_override_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = BatchParams(lease_seconds=600)
     assert batch.lease() == 600

@@ -30,12 +30,13 @@ ANY_ID = st.one_of(WELL_FORMED, st.text(max_size=30), st.just("digits:train:../x
 ANY_FLOAT = st.one_of(st.floats(-5, 1e6), st.sampled_from([math.nan, math.inf, -math.inf]))
 TRIGGER = st.fixed_dictionaries({}, optional={
     "pattern": st.sampled_from(["square", "checkerboard", "star"]),
-    "size": st.one_of(st.integers(-2, 40), st.sampled_from(["", "x", "3", "+2", " 4", "-1",
-                                                            "1.5"])),
-    "value": st.one_of(ANY_FLOAT, st.integers(-1, 2)),
+    "size": st.one_of(st.integers(-2, 40), st.booleans(),
+                      st.sampled_from(["", "x", "3", "+2", " 4", "-1", "1.5"])),
+    "value": st.one_of(ANY_FLOAT, st.integers(-1, 2), st.booleans()),
     "position": st.one_of(st.sampled_from(["bottom-right", "top-left", "middle"]),
                           st.tuples(st.integers(-3, 30), st.integers(-3, 30))),
-    "margin": st.integers(-2, 5), "target": st.integers(-1, 20)})
+    "margin": st.one_of(st.integers(-2, 5), st.booleans()),
+    "target": st.one_of(st.integers(-1, 20), st.booleans())})
 RAW = st.fixed_dictionaries(
     {"kind": st.one_of(st.sampled_from(["samples", "subject", "class", "backdoor"]),
                        st.text(max_size=10), st.integers())},
@@ -73,7 +74,9 @@ def _id_ok(value: object) -> bool:
 
 def _as_int(value: object) -> int | None:
     """A whole number as a JSON form may send it: an int, an integral float or a decimal
-    string; None for anything else."""
+    string; None for anything else (true/false included)."""
+    if isinstance(value, bool):
+        return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -90,7 +93,8 @@ def _trigger_faults(raw: dict[str, Any]) -> set[str]:
     if raw.get("pattern", "square") not in ("square", "checkerboard"):
         bad.add("pattern")
     value = raw.get("value", 1.0)
-    if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1):
+    if isinstance(value, bool) or not (isinstance(value, int | float) and math.isfinite(value)
+                                       and 0 <= value <= 1):
         bad.add("value")
     pos = raw.get("position", "bottom-right")
     if not (pos in CORNERS or (isinstance(pos, tuple) and min(pos) >= 0)):

@@ -93,6 +93,13 @@ CASES = {
                       "no registered model named 'nope'"),
     "selector of another kind": (lambda t: ["--kind", "class", "--subject", "subj-00001"],
                                  "needs `label`"),
+    "unknown kind": (lambda t: ["--kind", "bogus", "--label", "1"],
+                     "invalid DeletionRequest: kind"),
+    "trigger position of two errors": (lambda t: ["--kind", "backdoor", "--trigger",
+                                                  trigger_file(t, '{"position": "middle"}')],
+                                       "position"),
+    "trigger size true": (lambda t: ["--kind", "backdoor", "--trigger",
+                                     trigger_file(t, '{"size": true}')], "size"),
 }
 
 
@@ -103,6 +110,7 @@ def test_bad_submission_changes_nothing(case: str, trained: dict, tmp_path: Path
     result = runner.invoke(app, ["request", "submit", *args(tmp_path), "--json"])
     assert result.exit_code == 2, result.output
     assert message in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "https://" not in result.stderr
     assert state() == before
 
 
@@ -112,6 +120,8 @@ def test_bad_submission_changes_nothing(case: str, trained: dict, tmp_path: Path
     (["promote", "--version", "99", "--json"], "no version or alias '99'"),
     (["promote", "--json"], "no challenger to promote"),
     (["request", "show", "12345", "--json"], "no deletion request with id 12345"),
+    (["request", "list", "--status", "bogus"], "unknown status 'bogus'"),
+    (["report", "champion", "--out", "."], "cannot write the report to ."),
 ])
 def test_bad_model_or_id_changes_nothing(args: list[str], message: str, trained: dict) -> None:
     before = state()
@@ -140,6 +150,13 @@ def test_submit_is_idempotent_and_listed(trained: dict) -> None:
     assert set(listed[0]) == {"id", "kind", "status", "reason", "model_version", "due_at"}
     shown = json.loads(runner.invoke(app, ["request", "show", str(first["id"]), "--json"]).stdout)
     assert shown["payload"] == {"label": 2} and shown["receipt"] is None
+    for other in (["--kind", "class", "--label", "99"], ["--kind", "subject", "--subject",
+                                                         "subj-00010"]):
+        reused = runner.invoke(app, ["request", "submit", *other, "--idempotency-key", "k-1"])
+        assert reused.exit_code == 2 and "already names request" in reused.stderr
+        assert "Traceback" not in reused.output
+    listed = json.loads(runner.invoke(app, ["request", "list", "--json"]).stdout)
+    assert [r["id"] for r in listed] == [first["id"]]
 
 
 def test_bad_unlearning_params_refused_before_any_write(trained: dict, params_file: Path,

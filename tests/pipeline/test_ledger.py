@@ -34,10 +34,35 @@ def test_idempotency_key_returns_first_request(ledger: Ledger) -> None:
     first, created = ledger.submit(
         DeletionRequest(kind="subject", subject="subj-00001", idempotency_key="k"), "m")
     again, created_again = ledger.submit(
-        DeletionRequest(kind="class", label=3, idempotency_key="k"), "m")
+        DeletionRequest(kind="subject", subject="subj-00001", idempotency_key="k"), "m")
     assert created and not created_again
     assert again.id == first.id and again.kind == "subject"
     assert len(ledger.list()) == 1
+
+
+@pytest.mark.parametrize("other", [
+    DeletionRequest(kind="class", label=3, idempotency_key="k"),
+    DeletionRequest(kind="subject", subject="subj-00002", idempotency_key="k"),
+    DeletionRequest(kind="samples", ids=["fashion-mnist:train:7"], idempotency_key="k"),
+])
+def test_a_reused_key_on_a_different_request_is_refused_and_stores_nothing(
+        ledger: Ledger, other: DeletionRequest) -> None:
+    """A retry with the same key is harmless; the same key on another deletion would drop that
+    deletion while saying it exists, so it is an error naming the first request."""
+    first, _ = ledger.submit(
+        DeletionRequest(kind="samples", ids=["fashion-mnist:train:2", "fashion-mnist:train:1"],
+                        idempotency_key="k"), "m")
+    with pytest.raises(LedgerError, match=f"already names request {first.id}"):
+        ledger.submit(other, "m")
+    with pytest.raises(LedgerError, match="different request"):  # same rows, other model
+        ledger.submit(DeletionRequest(kind="samples", idempotency_key="k",
+                                      ids=["fashion-mnist:train:1", "fashion-mnist:train:2"]),
+                      "another-model")
+    again, created = ledger.submit(  # the same rows in another order: the same request
+        DeletionRequest(kind="samples", ids=["fashion-mnist:train:1", "fashion-mnist:train:2"],
+                        idempotency_key="k"), "m")
+    assert not created and again.id == first.id
+    assert [v.id for v in ledger.list()] == [first.id]
 
 
 def test_status_machine(ledger: Ledger) -> None:

@@ -29,7 +29,7 @@ def _read_ids(path: Path) -> list[str]:
         raise UserInputError(f"--ids-file {path} is {path.stat().st_size} bytes; at most "
                              f"{MAX_IDS_FILE_BYTES} (split the request)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM (Notepad) is no id
     except UnicodeDecodeError as exc:
         raise UserInputError(f"--ids-file {path} is not UTF-8 text ({exc.reason} at byte "
                              f"{exc.start}); write one sample id per line") from exc

@@ -176,3 +176,14 @@ def test_bad_unlearning_params_refused_before_any_write(trained: dict, params_fi
     assert result.exit_code == 2, result.output
     assert "unlearn.escalation[0]" in result.stderr and "retrian" in result.stderr
     assert state() == before
+
+
+def test_an_ids_file_saved_with_a_byte_order_mark_names_its_first_id(trained: dict,
+                                                                     tmp_path: Path) -> None:
+    """Editors on Windows start UTF-8 files with a BOM; it is not part of the first id."""
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeff".encode() + "\r\n".join(train_ids()[:2]).encode() + b"\r\n")
+    result = runner.invoke(app, ["request", "submit", "--kind", "samples", "--ids-file",
+                                 str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "request names 2 training sample(s)" in result.stderr

@@ -46,9 +46,12 @@ class Check:
     found: Any = None
 
     def line(self) -> str:
-        verdict = "ok" if self.ok else "MISMATCH"
-        detail = "" if self.ok else f": receipt says {self.receipt!r}, found {self.found!r}"
-        return f"{verdict:8} {self.source}: {self.name}{detail}"
+        if self.ok:
+            return f"{'ok':8} {self.source}: {self.name}"
+        if self.receipt is None:  # nothing to compare with: the claim itself is missing
+            return f"{'MISSING':8} {self.source}: {self.name}: {self.found}"
+        return (f"{'MISMATCH':8} {self.source}: {self.name}: receipt says {self.receipt!r}, "
+                f"found {self.found!r}")
 
 
 def _same(source: str, name: str, expected: Any, found: Any) -> Check:
@@ -230,8 +233,9 @@ def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:
     view = ledger.get(request_id)
     receipt = view.receipt
     if not receipt:
-        checks = [Check("ledger", "request has a receipt", False, "a receipt",
-                        f"none (status {view.status})")]
+        checks = [Check("ledger", "request has a receipt", False, None,
+                        f"none yet: the request is {view.status}, and a receipt is written "
+                        "only once it is done (the serving model no longer holds its data)")]
     else:
         registry, repo = Registry(ws), DataRepo(ws)
         named = _named(repo, ledger, view, receipt)

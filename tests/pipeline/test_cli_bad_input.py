@@ -187,3 +187,13 @@ def test_an_ids_file_saved_with_a_byte_order_mark_names_its_first_id(trained: di
                                  str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert "request names 2 training sample(s)" in result.stderr
+
+
+def test_verifying_the_receipt_of_an_open_request_says_there_is_none_yet(trained: dict) -> None:
+    submitted = runner.invoke(app, ["request", "submit", "--kind", "class", "--label", "3",
+                                    "--json"])
+    rid = json.loads(submitted.stdout)["id"]
+    result = runner.invoke(app, ["receipt", "verify", str(rid)])
+    assert result.exit_code == 1
+    assert "MISSING" in result.stderr and "the request is pending" in result.stderr
+    assert "MISMATCH" not in result.stderr and "receipt says" not in result.stderr

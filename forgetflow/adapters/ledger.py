@@ -44,6 +44,12 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def check_status(status: str | None) -> None:
+    """A status filter names one of the ledger's statuses (a typo would list nothing)."""
+    if status is not None and status not in STATUSES:
+        raise LedgerError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+
+
 @dataclass(frozen=True)
 class RequestView:
     """A detached snapshot of one request, safe to pass between tasks and print as JSON."""
@@ -218,8 +224,7 @@ class Ledger(BatchLedger):
 
     def list(self, status: str | None = None, model_name: str | None = None) -> list[RequestView]:
         query = select(RequestRow).order_by(RequestRow.id)
-        if status is not None and status not in STATUSES:
-            raise LedgerError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        check_status(status)
         if status:
             query = query.where(RequestRow.status == status)
         if model_name:

@@ -107,9 +107,9 @@ def user_errors() -> Iterator[None]:
 def one_line(exc: BaseException) -> str:
     """The error as one line: a pydantic ValidationError becomes `invalid <model>: field:
     message; ...` (its default text spans lines and carries documentation URLs)."""
-    errors = getattr(exc, "errors", None)
-    if type(exc).__name__ == "ValidationError" and callable(errors):
+    validation = getattr(sys.modules.get("pydantic"), "ValidationError", None)
+    if isinstance(validation, type) and isinstance(exc, validation):
         parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                 for e in errors(include_url=False)]
-        return f"invalid {getattr(exc, 'title', 'input')}: " + "; ".join(parts)
+                 for e in exc.errors(include_url=False)]
+        return f"invalid {exc.title}: " + "; ".join(parts)
     return str(exc)

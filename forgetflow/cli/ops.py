@@ -90,14 +90,12 @@ def list_requests(status: str = typer.Option(None, help="only this status"),
                   params: Path = PARAMS, as_json: bool = JSON) -> None:
     """All requests with their status, reason, resulting model version and due date."""
     with user_errors():
-        from forgetflow.adapters.ledger import Ledger
-        from forgetflow.adapters.ledger_schema import STATUSES
+        from forgetflow.adapters.ledger import Ledger, check_status
         from forgetflow.adapters.workspace import Workspace
         from forgetflow.core.params import load_params
         from forgetflow.pipeline.sla import overdue as past_due
 
-        if status is not None and status not in STATUSES:
-            raise UserInputError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        check_status(status)  # the --overdue path does not go through ledger.list
         sla = load_params(params).sla
         ledger = Ledger.open(Workspace.from_env().ledger_url)
         views = past_due(ledger, sla) if overdue else ledger.list(status)

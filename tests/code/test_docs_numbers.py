@@ -270,7 +270,8 @@ QUOTES: tuple[Quote, ...] = (
     Quote("README.md", "4 of 5 random seeds (the fifth at rung 2); subject {n} × rung 3",
           SUBJECT, lambda d: [rung(d, 3)]),
     Quote("README.md", "class and backdoor seed and {n} of 5 random seeds (the fifth at rung "
-          "{n})", RANDOM, lambda d: [rung(d, 1), 2 if rung(d, 2) == 1 else math.nan]),
+          "{n})", RANDOM, lambda d: [rung(d, 1), same(*[r.get("ladder_rung") for r in rows(d, "dm")
+                                          if not r["gate_pass"]])]),
     Quote("README.md", "ResNet-8 class {n} × rung 1, {n} × rung 3", RESNET,
           lambda d: [passed(d, "dm"), rung(d, 3)]),
     Quote("README.md", "read the class almost as well as the original's: threshold {n}, so it "

@@ -283,15 +283,17 @@ class Registry:
         self.client.set_registered_model_alias(name, alias, version)
         self._left(before)
 
-    def delete_alias(self, name: str, alias: str) -> None:
+    def delete_alias(self, name: str, alias: str, at: str | None = None) -> None:
+        """`at` stamps when the alias left (default: now); a retention sweep passes its own
+        clock so what it writes is never later than the time it judges expiry by."""
         before = self.alias(name, alias)
         if before is not None:
             self.client.delete_registered_model_alias(name, alias)
-            self._left(before)
+            self._left(before, at)
 
-    def _left(self, before: ModelRef | None) -> None:
+    def _left(self, before: ModelRef | None, at: str | None = None) -> None:
         if before is not None and not self.ref(before.name, before.version).aliases:
-            self.set_tags(before, {ALIAS_LEFT_AT: utc_now()})
+            self.set_tags(before, {ALIAS_LEFT_AT: at or utc_now()})
 
     def set_tags(self, ref: ModelRef, tags: dict[str, str]) -> None:
         """Lineage/retention tags on a version, under the `forgetflow.` prefix."""

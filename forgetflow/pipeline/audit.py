@@ -163,8 +163,9 @@ def end_of_run_checks(ws: Workspace, ledger: Ledger, params: Params, name: str,
     fails the run loudly, and it ends failed while any request is past its due date
     (sla.days), so the orchestrator's failure notifications reach someone; the result rides
     on the error."""
-    result["retention"] = sweep(Registry(ws), ledger, name, params)
-    scan = audit(ws, params, name, verify_receipts=False, sla=False)
+    now = datetime.now(UTC)  # one clock: nothing expires between the sweep and the scan
+    result["retention"] = sweep(Registry(ws), ledger, name, params, now=now)
+    scan = audit(ws, params, name, verify_receipts=False, sla=False, now=now)
     if not scan["clean"]:
         raise AuditFailed("; ".join(f"{v['invariant']}: {v['detail']}"
                                     for v in scan["violations"]))

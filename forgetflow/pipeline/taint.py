@@ -26,7 +26,6 @@ from forgetflow.adapters.registry import (
     ModelRef,
     Registry,
     RegistryError,
-    utc_now,
 )
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import Params
@@ -107,6 +106,7 @@ def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
     if not registry.model_exists(name):
         return {"tainted": [], "aliases_removed": [], "purged": []}
     now = now or datetime.now(UTC)
+    stamp = now.isoformat(timespec="seconds")  # never later than `now`: see expired()
     refs = {r.version: r for r in registry.versions(name)}  # tags and aliases, read once
     found = taints(ledger, list(refs.values()), name)
     tainted, dropped, purged = [], [], []
@@ -114,11 +114,11 @@ def sweep(registry: Registry, ledger: Ledger, name: str, params: Params,
         ref = refs[version]
         if ref.tag(TAINTED) != "true":
             registry.set_tags(ref, {TAINTED: "true", TAINTED_BY: taint.batch_id,
-                                    TAINTED_AT: utc_now()})
+                                    TAINTED_AT: stamp})
             tainted.append(version)
         kept = params.registry.serving_aliases
         for alias in [a for a in ref.aliases if a not in kept] if taint.done else []:
-            registry.delete_alias(name, alias)
+            registry.delete_alias(name, alias, at=stamp)
             dropped.append(f"{alias}→v{version}")
     busy = open_parents(ledger, name)
     days = params.retention.tainted_days

@@ -18,7 +18,7 @@ from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.registry import TAG, Registry, RegistryError
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.cli.app import app
-from forgetflow.core.params import load_params
+from forgetflow.core.params import RetentionParams, load_params
 from forgetflow.pipeline.audit import audit
 from forgetflow.pipeline.taint import sweep
 
@@ -90,9 +90,17 @@ def test_tainted_versions_are_refused_purged_and_still_verify(
     month = datetime.now(UTC) + timedelta(days=31)
     assert "past retention" in invariants(month)["retention"][0]
     assert cli("retention")["purged"] == []  # not yet: 30 days
-    purged = sweep(registry, Ledger.open(Workspace.from_env().ledger_url), NAME,
-                   load_params(None), now=month)
-    assert purged["purged"] == ["2"] and not registry.artifacts_stored(registry.ref(NAME, "2"))
+    # a sweep that tags a version and judges its retention in one pass stamps the tag with its
+    # own clock: with no retention time the version it tags goes in that same pass, however
+    # late the tag lands (a wall-clock stamp a second past the sweep's clock left it stored,
+    # and the end-of-run audit just after failed the batch)
+    for key in ("tainted", "tainted_at", "alias_left_at"):  # only the sweep's clock is left
+        registry.client.delete_model_version_tag(NAME, "2", TAG + key)
+    no_wait = load_params(None).model_copy(update={"retention": RetentionParams()})
+    purged = sweep(registry, Ledger.open(Workspace.from_env().ledger_url), NAME, no_wait,
+                   now=datetime.now(UTC) - timedelta(seconds=5))
+    assert (purged["tainted"], purged["purged"]) == (["2"], ["2"])
+    assert not registry.artifacts_stored(registry.ref(NAME, "2"))
     assert invariants(month) == {}
     for request in done["requests"]:  # their receipts name v2 as unlearned and serving
         verified = cli("receipt", "verify", str(request))

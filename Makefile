@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test test-fast tune bench bench-full bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report bench-folder bench-scale lint format clean repro
+.PHONY: setup system-deps run test test-fast tune bench bench-full bench-quick bench-depth bench-cli bench-gpu bench-gate bench-report bench-folder bench-scale bench-ceiling lint format clean repro
 
 setup: $(STAMP) system-deps  ## .venv (pinned deps + the project) and the suite's Debian packages
 
@@ -51,6 +51,9 @@ bench-quick: setup  ## every column, fewer rows, 3 seeds (<= ~20 min on 2 cores)
 
 bench-gpu: setup  ## ResNet-18 + ResNet-8 on CUDA (AMP, channels_last); appends to BENCHMARKS.md
 	$(BIN)/python -m forgetflow.bench.gpu
+
+bench-ceiling: setup  ## how high F can go for any per-row map of the original's confidence (random 10%, CNN 10k, N = 16, tuning seeds 100-101, ~15 min); bench-results/tuning/epsilon_ceiling.json
+	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.ceiling
 
 bench-gate: setup  ## the gate's depth thresholds, calibrated on tuning seeds 100-102 only; bench-results/gate/
 	FORGETFLOW_THREADS=1 $(BIN)/python -m forgetflow.bench.gate_calibration

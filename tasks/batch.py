@@ -15,13 +15,21 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.datarepo import DataRepo, Exclusions
 from forgetflow.adapters.ledger import Ledger, OpenBatch
 from forgetflow.adapters.workspace import Workspace
+from forgetflow.core.forget import ForgetRequest
 from forgetflow.core.ids import forget_sha256
 from forgetflow.core.params import Params
+from forgetflow.core.requests import forget_request_from
 from forgetflow.pipeline import lineage
-from forgetflow.pipeline.batch import forget_rows, forgotten_classes, plan_batch, plan_stages
+from forgetflow.pipeline.batch import (
+    class_reference_pool,
+    forget_rows,
+    forgotten_classes,
+    plan_batch,
+    plan_stages,
+)
 from forgetflow.pipeline.batch import without_ids as cut
 from forgetflow.pipeline.lease import Lease
 from forgetflow.pipeline.resume import recorded_verdict
@@ -88,6 +96,8 @@ def plan_requests(run: BatchRun) -> bool:
         s["plan"] = plan_batch(ledger_tasks.open_requests(run.opened.request_ids), manifest,
                                s["base_bundle"], frozenset(exclusions.ids),
                                frozenset(run.ledger.subjects_removed(run.opened.model_name)))
+    s["plan"].inherited, s["plan"].inherited_ids_of = inherited_requests(run, s["base"].number,
+                                                                         exclusions)
     run.lease.step("planned")
     ledger_tasks.reject(s["plan"].rejected, run.owner)
     run.lease.step("rejected")
@@ -100,6 +110,23 @@ def plan_requests(run: BatchRun) -> bool:
     run.ledger.finish_batch(batch_id, "rejected", "rejected", None, None, owner=run.owner)
     run.batch.update(request_ids=[], rejected=s["plan"].rejected, gate=None)
     return False
+
+
+def inherited_requests(run: BatchRun, base_number: int, exclusions: Exclusions
+                       ) -> tuple[dict[int, ForgetRequest], dict[int, set[str]]]:
+    """Class and backdoor requests of failed earlier batches whose rows left the data after
+    the parent's data version (so the parent model still holds them), with the ids each
+    dropped: this batch's forget set holds those rows, and each is judged by its own
+    scenario (a class by the class checks, not as samples)."""
+    parent = int(str(run.batch["parent_data_version"]).lstrip("v"))
+    found = run.ledger.uncovered(run.opened.model_name, base_number)
+    views = [run.ledger.get(rid) for rid, tag in sorted(found.items())
+             if int(tag.lstrip("v")) > parent]
+    requests = {v.id: forget_request_from(v.kind, v.payload, []) for v in views
+                if v.kind in ("class", "backdoor")}
+    ids = {rid: {row[0] for row in exclusions.rows if str(rid) in row[1].split(";")}
+           for rid in requests}
+    return requests, ids
 
 
 @task(name="commit-data-version", **STEP)
@@ -117,8 +144,9 @@ def commit_data(run: BatchRun) -> None:
     with run.watch.lap("extract"):
         s["bundle"] = cut(s["base_bundle"], plan.selection.drop_ids)
         s["forget"] = forget_rows(s["parent_bundle"], s["bundle"])
-        s["stages"] = plan_stages(plan, s["forget"], s["base_bundle"].third_party,
-                                  s["bundle"].third_party)
+        pool = class_reference_pool(s["base_bundle"].third_party,
+                                    s["parent_bundle"].third_party, forgotten_classes(plan))
+        s["stages"] = plan_stages(plan, s["forget"], pool, s["bundle"].third_party)
         s["sha"] = forget_sha256(s["forget"].ids)
     run.batch.update(request_ids=accepted, rejected=plan.rejected,
                      data_version=s["version"].tag, forget_set_size=len(s["forget"]),

@@ -32,6 +32,10 @@ class BatchPlan:
     train_ids_of: dict[int, set[str]] = field(default_factory=dict)
     drop_ids_of: dict[int, set[str]] = field(default_factory=dict)
     already_removed: dict[int, str] = field(default_factory=dict)  # every row removed before
+    # class/backdoor requests of failed earlier batches whose rows left the data but are
+    # still in the parent model: this batch forgets them too, each by its own scenario
+    inherited: dict[int, ForgetRequest] = field(default_factory=dict)
+    inherited_ids_of: dict[int, set[str]] = field(default_factory=dict)
 
     def request_of(self) -> dict[str, str]:
         """Dropped id → the request id(s) naming it (`;`-joined), for the exclusion manifest."""
@@ -106,20 +110,36 @@ def forget_rows(parent_bundle: DataBundle, bundle: DataBundle) -> ImageSet:
 
 
 def forgotten_classes(plan: BatchPlan) -> list[int]:
-    return sorted({int(r.label) for r in plan.accepted.values() if r.kind == "class"})
+    """This batch's classes and those of failed earlier batches the parent still holds."""
+    requests = [*plan.accepted.values(), *plan.inherited.values()]
+    return sorted({int(r.label) for r in requests if r.kind == "class"})
+
+
+def class_reference_pool(third_party: ImageSet, parent_third_party: ImageSet,
+                         classes: list[int]) -> ImageSet:
+    """The pool class stages read: this batch's, plus the parent version's rows of inherited
+    forgotten classes (a failed batch dropped them from the data, and unseen samples of a
+    class exist nowhere else; this batch's own class rows are read the same way)."""
+    extra = parent_third_party.where(np.isin(parent_third_party.labels.numpy(), classes)
+                                     & ~isin_ids(parent_third_party.ids, third_party.ids))
+    return concat([third_party, extra]) if len(extra) else third_party
 
 
 def plan_stages(plan: BatchPlan, forget: ImageSet, third_party: ImageSet,
                 kept_third_party: ImageSet) -> list[Stage]:
-    """Backdoor rows first, then each forgotten class, then everything else as `samples`.
+    """Backdoor rows first, then each forgotten class, then everything else as `samples`
+    (requests inherited from failed batches included, each by its own scenario).
     Class and backdoor stages read the pool before this batch's drop (a forgotten class has
     unseen samples only there); the samples stage matches the pool that remains, without
     forgotten classes."""
     left = np.ones(len(forget), dtype=bool)
     stages: list[Stage] = []
-    for rid, req in plan.accepted.items():
+    owners = [(rid, req, plan.train_ids_of[rid]) for rid, req in plan.accepted.items()]
+    owners += [(rid, req, plan.inherited_ids_of.get(rid, set()))
+               for rid, req in plan.inherited.items()]
+    for rid, req, ids in owners:
         if req.kind == "backdoor":
-            mask = left & isin_ids(forget.ids, plan.train_ids_of[rid])
+            mask = left & isin_ids(forget.ids, ids)
             if mask.any():
                 stages.append(Stage(f"backdoor-{rid}", ForgetTarget(
                     BACKDOOR, forget.where(mask), third_party, trigger=req.trigger)))

@@ -69,6 +69,13 @@ def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained
     assert passed.exit_code == 0, passed.output
     second = json.loads(passed.stdout)
     assert second["gate"] == "passed" and second["request_ids"] == [later]
+    # class 1's rows, which the failed batch took out of the data, are forgotten as a class
+    # (its own stage and output check), not as samples: the version that completes the
+    # request must not predict class 1
+    checks = {c["check"]: c for c in ledger.batch(second["batch_id"])["decisions"][-1]["checks"]}
+    inherited = checks["class-1: forget_acc"]
+    assert inherited["passed"] and inherited["value"] <= 0.02
+    assert "class-2: forget_acc" in checks and not any(k.startswith("samples") for k in checks)
     for each in (rid, later):  # the failed request is covered by the later version
         covered = ledger.get(each)
         assert covered.status == "unlearned" and covered.receipt is None

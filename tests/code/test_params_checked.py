@@ -44,6 +44,31 @@ def test_bad_unlearning_settings_are_named(tmp_path: Path, unlearn: dict, where:
         load_checked(path)
 
 
+@pytest.mark.parametrize("config, field", [
+    ({"lr": float("nan")}, "lr"), ({"lr": -1.0}, "lr"), ({"lr": float("inf")}, "lr"),
+    ({"max_steps": 0}, "max_steps"), ({"batch_size": 0}, "batch_size"),
+    ({"utility_batch_size": -2}, "utility_batch_size"), ({"check_every": 0}, "check_every"),
+    ({"replay_weight": -0.5}, "replay_weight"), ({"min_agreement": 1.5}, "min_agreement"),
+    ({"anchor_pool": 0}, "anchor_pool"), ({"stop_z": float("nan")}, "stop_z"),
+    ({"max_steps": "many"}, "max_steps"), ({"bn_affine": 3}, "bn_affine"),
+])
+def test_dm_values_that_would_fail_mid_batch_are_refused_on_load(tmp_path: Path, config: dict,
+                                                                 field: str) -> None:
+    """Each used to pass the check and stop the batch after its data version was written."""
+    path = write(tmp_path, unlearn={"method": "dm", "config": config})
+    with pytest.raises(ParamsError, match=rf"params unlearn.method/config: .*{field}"):
+        load_checked(path)
+
+
+@pytest.mark.parametrize("config", [{"lr": float("nan")}, {"lr": float("inf")},
+                                    {"momentum": -0.1}, {"weight_decay": float("nan")}])
+def test_baseline_values_that_would_fail_mid_batch_are_refused_on_load(tmp_path: Path,
+                                                                       config: dict) -> None:
+    path = write(tmp_path, unlearn={"method": "finetune", "config": config})
+    with pytest.raises(ParamsError, match="params unlearn.method/config"):
+        load_checked(path)
+
+
 @pytest.mark.parametrize("batch", [{"max_requests": 0}, {"lease_seconds": -1},
                                    {"lease_hours": 6}])
 def test_bad_batch_settings_are_rejected(tmp_path: Path, batch: dict) -> None:

@@ -45,7 +45,13 @@ def resolve_config(defaults: type[C], cfg: Mapping[str, object]) -> C:
             f"{defaults.__name__}: unknown option(s) {unknown}; valid: {sorted(known)}"
         )
     hints = get_type_hints(defaults)
-    return defaults(**{k: _coerce(v, hints[k]) for k, v in cfg.items()})
+    values = {}
+    for key, value in cfg.items():
+        try:
+            values[key] = _coerce(value, hints[key])
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
+    return defaults(**values)
 
 
 class ConfiguredUnlearner(Unlearner):
@@ -225,8 +231,12 @@ class SGDConfig:
     budget: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.epochs > 0 or not self.lr > 0 or self.batch_size < 1:
-            raise ValueError("epochs and lr must be > 0 and batch_size >= 1")
+        if not 0 < self.epochs < math.inf or not 0 < self.lr < math.inf or self.batch_size < 1:
+            raise ValueError(f"epochs and lr must be finite and > 0 and batch_size >= 1, got "
+                             f"{self.epochs}, {self.lr}, {self.batch_size}")
+        if not 0.0 <= self.momentum < 1.0 or not 0.0 <= self.weight_decay < math.inf:
+            raise ValueError(f"momentum must be in [0, 1) and weight_decay finite and >= 0, "
+                             f"got {self.momentum}, {self.weight_decay}")
         if not 0.0 < self.budget <= 1.0:
             raise ValueError(f"budget must be in (0, 1], got {self.budget}")
         if self.optimizer not in ("sgd", "adam"):

@@ -9,6 +9,7 @@ third-party outputs keep utility; a two-sample test on the forget set ends the r
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import asdict, dataclass, fields
 
@@ -62,6 +63,36 @@ class DMConfig:
     perturb: float = 0.0  # seeded start noise, x each weight tensor's RMS (method.md §12)
     coupling_noise: float = 0.35  # samples: seeded jitter of the coupling (method.md §12)
 
+    def __post_init__(self) -> None:
+        """Every bound checked here, so params that would fail mid-batch (after the data
+        version is written) are refused when they load."""
+        check_trainable(self.trainable)
+        for name, (low, high, low_open) in _BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            above = value > low if low_open else value >= low
+            if not (above and value <= high and math.isfinite(value)):
+                side = "(" if low_open else "["
+                raise ValueError(f"{name} must be in {side}{low:g}, {high:g}], got {value}")
+        if not isinstance(self.bn_affine, bool):
+            raise ValueError(f"bn_affine must be true or false, got {self.bn_affine!r}")
+
+
+# field -> (lowest, highest, lowest excluded)
+_BIG = 1e9
+_BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "lr": (0.0, 10.0, True), "max_steps": (1, _BIG, False), "min_steps": (0, _BIG, False),
+    "batch_size": (1, _BIG, False), "utility_batch_size": (1, _BIG, False),
+    "match_weight": (0.0, _BIG, False), "replay_weight": (0.0, _BIG, False),
+    "anchor_weight": (0.0, _BIG, False), "stamped_anchor_weight": (0.0, _BIG, False),
+    "check_every": (1, _BIG, False), "probe_size": (1, _BIG, False),
+    "stop_z": (-_BIG, _BIG, False), "min_agreement": (0.0, 1.0, False),
+    "warmup_steps": (0, _BIG, False), "replay_pool": (1, _BIG, False),
+    "anchor_pool": (1, _BIG, False), "saliency": (0.0, 1.0, True), "perturb": (0.0, 1.0, False),
+    "coupling_noise": (0.0, 10.0, False),
+}
+
 
 @register_unlearner("dm")
 class DistributionMatching(Unlearner):
@@ -73,18 +104,7 @@ class DistributionMatching(Unlearner):
         if unknown:
             raise ValueError(f"unknown dm option(s) {sorted(unknown)}; known: {sorted(known)}")
         super().__init__(**cfg)
-        self.config = resolve_config(DMConfig, cfg)
-        check_trainable(self.config.trainable)
-        if not 0.0 < self.config.saliency <= 1.0:
-            raise ValueError(f"saliency must be in (0, 1], got {self.config.saliency}")
-        if not 0.0 <= self.config.perturb <= 1.0:
-            raise ValueError(f"perturb must be in [0, 1], got {self.config.perturb}")
-        if self.config.stamped_anchor_weight < 0.0:
-            raise ValueError(f"stamped_anchor_weight must be >= 0, got "
-                             f"{self.config.stamped_anchor_weight}")
-        if not 0.0 <= self.config.coupling_noise <= 10.0:
-            raise ValueError(f"coupling_noise must be in [0, 10], got "
-                             f"{self.config.coupling_noise}")
+        self.config = resolve_config(DMConfig, cfg)  # bounds: DMConfig.__post_init__
         self.report: dict = {}
 
     def unlearn(self, task: UnlearnTask) -> Classifier:

@@ -103,11 +103,13 @@ class DepthGateParams(_Section):
 
 
 class GateParams(_Section):
-    max_third_party_auc: float = 0.60
-    max_forget_acc_class: float = 0.02
-    max_asr: float = 0.05
-    max_test_acc_drop: float = 0.02
-    min_auc_samples: int = 50
+    """Output checks' limits; bounded so a typo (60 for 0.60) cannot switch a check off."""
+
+    max_third_party_auc: float = Field(0.60, ge=0.5, le=1)  # 0.5 = chance
+    max_forget_acc_class: float = Field(0.02, ge=0, le=1)
+    max_asr: float = Field(0.05, ge=0, le=1)
+    max_test_acc_drop: float = Field(0.02, ge=-1, le=1)  # parent minus new accuracy
+    min_auc_samples: int = Field(50, ge=1)
     depth: DepthGateParams = Field(default_factory=DepthGateParams)
 
 
@@ -185,9 +187,10 @@ class DemoParams(_Section):
 
 
 class Params(BaseModel):
-    """Top level ignores sections other stages own (e.g. bench); each section is strict."""
+    """Every section and key is known: a misspelt section (`gates:`) is an error, not a
+    silently ignored block."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     data: DataParams = Field(default_factory=DataParams)
     train: TrainParams = Field(default_factory=TrainParams)
     unlearn: UnlearnParams = Field(default_factory=UnlearnParams)
@@ -201,6 +204,21 @@ class Params(BaseModel):
     evaluation: EvalParams = Field(default_factory=EvalParams)
     batch: BatchParams = Field(default_factory=BatchParams)
     concurrency: ConcurrencyParams = Field(default_factory=ConcurrencyParams)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML keeps the last one, so
+    the first setting would be dropped without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def params_path(explicit: str | Path | None = None) -> Path | None:
@@ -223,7 +241,7 @@ def load_params(path: str | Path | None = None) -> Params:
         if not resolved.exists():
             raise FileNotFoundError(f"params file {resolved} does not exist")
         try:
-            raw = yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}
+            raw = yaml.load(resolved.read_text(encoding="utf-8"), _UniqueKeyLoader) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ParamsError(f"params file {resolved} is not valid YAML: {exc}") from exc
         if not isinstance(raw, dict):

@@ -69,6 +69,24 @@ def test_baseline_values_that_would_fail_mid_batch_are_refused_on_load(tmp_path:
         load_checked(path)
 
 
+@pytest.mark.parametrize("gate", [{"max_third_party_auc": 60}, {"max_third_party_auc": 0.2},
+                                  {"max_test_acc_drop": float("nan")}, {"max_asr": -0.1},
+                                  {"max_forget_acc_class": 2}, {"min_auc_samples": 0}])
+def test_gate_limits_out_of_range_are_refused(tmp_path: Path, gate: dict) -> None:
+    """A typo (60 for 0.60) would switch a check off; NaN would fail every batch."""
+    with pytest.raises(ValidationError, match=next(iter(gate))):
+        load_params(write(tmp_path, gate=gate))
+
+
+def test_a_misspelt_section_or_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="gates"):
+        load_params(write(tmp_path, gates={"max_asr": 0.0}))
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("gate:\n  max_asr: 0.0\n  max_asr: 0.5\n")
+    with pytest.raises(ParamsError, match="max_asr' is given twice"):
+        load_params(twice)
+
+
 @pytest.mark.parametrize("batch", [{"max_requests": 0}, {"lease_seconds": -1},
                                    {"lease_hours": 6}])
 def test_bad_batch_settings_are_rejected(tmp_path: Path, batch: dict) -> None:

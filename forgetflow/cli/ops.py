@@ -4,7 +4,7 @@ Registered onto the app by forgetflow.cli.app."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -14,6 +14,7 @@ from forgetflow.cli.common import (
     UserInputError,
     check_stack,
     emit,
+    is_user_error,
     say,
     set_nproc,
     user_errors,
@@ -138,17 +139,22 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             emit({"request_ids": []}, as_json)
             return
         from flows.process_deletions import process_deletions
+        from forgetflow.pipeline.audit import AuditFailed
         from forgetflow.pipeline.lease import LeaseLost
         from forgetflow.pipeline.sla import OverdueRequests
 
-        late: OverdueRequests | None = None
+        late: OverdueRequests | AuditFailed | None = None
         try:
             result = process_deletions(name, str(params) if params else None)
-        except OverdueRequests as exc:  # the batches ran; the run still ends failed
+        except (OverdueRequests, AuditFailed) as exc:  # the batches ran; the run ends failed
             result, late = exc.result or {}, exc
         except LeaseLost as exc:  # stalled past the lease: the worker that took over goes on
             say(f"error: {exc}; another worker resumed it, and this one wrote nothing more")
             raise typer.Exit(1) from exc
+        except Exception as exc:
+            if is_user_error(exc):
+                raise
+            failed_run(exc, as_json)
         keys = ("batch_id", "request_ids", "model_name", "model_version", "data_version",
                 "gate", "rung", "metrics")
         batches = result.get("batches") or [result]
@@ -164,6 +170,18 @@ def process(model: str = typer.Option(None, help="registered model (default: par
             say(f"error: {late}")
         if late is not None or any(b.get("gate") == "failed" for b in batches):
             raise typer.Exit(1)
+
+
+def failed_run(exc: Exception, as_json: bool) -> NoReturn:
+    """A batch that raised: its batch and requests are recorded as failed (the flow's log
+    above holds the traceback); one line here, and `{"error"}` on stdout for --json."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    message = (f"the batch run failed: {type(exc).__name__}: {first} (the batch and its "
+               "requests are recorded as failed: `forgetflow request list`)")
+    if as_json:
+        emit({"error": message}, True)
+    say(f"error: {message}")
+    raise typer.Exit(1) from exc
 
 
 def promote(version: str = typer.Option(None, help="version to promote (default: challenger)"),

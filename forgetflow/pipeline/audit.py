@@ -125,7 +125,12 @@ def _tainted(ledger: Ledger, registry: Registry, versions: list[ModelRef], name:
 
 
 class AuditFailed(RuntimeError):
-    """The end-of-run scan found a violated invariant: the run fails loudly."""
+    """The end-of-run scan found a violated invariant: the run fails loudly; `result` is what
+    the run did before the scan (the batches ran and are recorded)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def audit(ws: Workspace, params: Params, name: str | None = None,
@@ -168,7 +173,7 @@ def end_of_run_checks(ws: Workspace, ledger: Ledger, params: Params, name: str,
     scan = audit(ws, params, name, verify_receipts=False, sla=False, now=now)
     if not scan["clean"]:
         raise AuditFailed("; ".join(f"{v['invariant']}: {v['detail']}"
-                                    for v in scan["violations"]))
+                                    for v in scan["violations"]), result)
     late = [r.id for r in overdue(ledger, params.sla, name)]
     if late:
         raise OverdueRequests(late, result)

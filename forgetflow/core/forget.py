@@ -59,6 +59,7 @@ class Scope:
     num_classes: int | None = None
     removed: frozenset[str] = frozenset()  # ids the exclusion manifest already holds
     removed_subjects: frozenset[str] = frozenset()  # subjects earlier requests removed
+    train_labels: torch.Tensor | None = None  # the labels trained on (poisoned ones included)
 
 
 def _samples(req: ForgetRequest, scope: Scope) -> np.ndarray:
@@ -105,9 +106,34 @@ def _backdoor(req: ForgetRequest, scope: Scope) -> np.ndarray:
     if len(train_rows) != len(images):
         raise ForgetSetError("training images do not match the manifest's train split")
     req.trigger.check(tuple(images.shape[1:]), scope.num_classes or 1 << 30)  # type: ignore
+    hits = carries_trigger(images, req.trigger)
+    if scope.train_labels is not None:
+        target = req.trigger.target  # type: ignore[union-attr]
+        _check_poison_labels(scope.train_labels.numpy()[hits], target)
+    matched = train_rows[hits]
     mask = np.zeros(len(m), dtype=bool)
-    mask[train_rows[carries_trigger(images, req.trigger)]] = True
+    mask[matched] = True
     return mask
+
+
+MIN_TARGET_SHARE = 0.5  # of the rows carrying a trigger that must bear its target label
+
+
+def _check_poison_labels(labels: np.ndarray, target: int) -> None:
+    """Poisoned rows were trained with the target label. If most rows that carry the pattern
+    bear other labels, the target is wrong (the attack-success check would then measure the
+    wrong class and pass a model that did nothing) or the pattern matches clean images."""
+    if len(labels) == 0:
+        return
+    share = float(np.mean(labels == target))
+    if share < MIN_TARGET_SHARE:
+        values, counts = np.unique(labels, return_counts=True)
+        common = int(values[counts.argmax()])
+        raise ForgetSetError(
+            f"{len(labels)} training rows carry this trigger but only {share:.0%} are labelled "
+            f"with its target {target} (most: {common}, {counts.max() / len(labels):.0%}); "
+            "poisoned rows bear the target label, so the target is wrong or the pattern also "
+            "matches clean images")
 
 
 def _trigger_spec(raw: dict[str, Any]) -> TriggerSpec:
@@ -152,12 +178,14 @@ class ForgetSelection:
 def select(request: ForgetRequest, manifest: Manifest,
            train_images: torch.Tensor | None = None, num_classes: int | None = None,
            removed: frozenset[str] = frozenset(),
-           removed_subjects: frozenset[str] = frozenset()) -> np.ndarray:
+           removed_subjects: frozenset[str] = frozenset(),
+           train_labels: torch.Tensor | None = None) -> np.ndarray:
     """Boolean mask over the manifest rows the request names (all splits); `removed` /
     `removed_subjects`: ids and subjects earlier requests removed (AlreadyRemoved when a
-    request names nothing else)."""
+    request names nothing else); `train_labels`, the labels trained on, let a backdoor request
+    check its target against the rows carrying its trigger."""
     return KINDS[request.kind].select(request, Scope(manifest, train_images, num_classes,
-                                                     removed, removed_subjects))
+                                                     removed, removed_subjects, train_labels))
 
 
 def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarray],
@@ -187,10 +215,11 @@ def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarra
 def extract(requests: Sequence[ForgetRequest], manifest: Manifest,
             train_images: torch.Tensor | None = None, num_classes: int | None = None,
             removed: frozenset[str] = frozenset(),
-            removed_subjects: frozenset[str] = frozenset()) -> ForgetSelection:
+            removed_subjects: frozenset[str] = frozenset(),
+            train_labels: torch.Tensor | None = None) -> ForgetSelection:
     """Union of all requests' selections, checked so the result is a sane forget set."""
-    masks = [select(r, manifest, train_images, num_classes, removed, removed_subjects)
-             for r in requests]
+    masks = [select(r, manifest, train_images, num_classes, removed, removed_subjects,
+                    train_labels) for r in requests]
     return check_selection(requests, masks, manifest)
 
 

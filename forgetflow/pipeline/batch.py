@@ -58,7 +58,7 @@ def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
     for rid, req in requests.items():
         try:
             mask = select(req, manifest, bundle.train.images, bundle.num_classes, removed,
-                          removed_subjects)
+                          removed_subjects, bundle.train.labels)
             check_selection([req], [mask], manifest)
         except AlreadyRemoved as exc:
             already[rid] = str(exc)

@@ -44,7 +44,8 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             from forgetflow.adapters.dataversions import load_bundle
 
             bundle, manifest = load_bundle(repo, head)
-            sel = extract([req], manifest, bundle.train.images, bundle.num_classes)
+            sel = extract([req], manifest, bundle.train.images, bundle.num_classes,
+                          train_labels=bundle.train.labels)
         else:
             manifest = repo.manifest(head).without(removed)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,

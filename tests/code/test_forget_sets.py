@@ -141,6 +141,27 @@ def test_backdoor_request_finds_exactly_the_poisoned_samples(tiny_fmnist_bundle,
                 train_images=poisoned.images, num_classes=10)
 
 
+def test_backdoor_request_with_the_wrong_target_or_a_pattern_of_clean_images_is_refused(
+        tiny_fmnist_bundle, tiny_fmnist_manifest):
+    """With the labels trained on, the rows carrying the trigger must mostly bear its target:
+    a wrong target would make the attack-success check measure the wrong class."""
+    spec = TriggerSpec(pattern="checkerboard", size=3, position="bottom-right", target=4)
+    poisoned, truth = poison(tiny_fmnist_bundle.train, spec, rate=0.05, seed=0)
+    right = extract([ForgetRequest("backdoor", trigger=spec)], tiny_fmnist_manifest,
+                    train_images=poisoned.images, num_classes=10, train_labels=poisoned.labels)
+    assert sorted(right.forget_ids.tolist()) == sorted(truth.tolist())
+    wrong = TriggerSpec(pattern="checkerboard", size=3, position="bottom-right", target=1)
+    with pytest.raises(ForgetSetError, match="labelled with its target 1 .most: 4, 100%"):
+        extract([ForgetRequest("backdoor", trigger=wrong)], tiny_fmnist_manifest,
+                train_images=poisoned.images, num_classes=10, train_labels=poisoned.labels)
+    # a black square in a corner matches clean images of every class
+    dark = TriggerSpec(pattern="square", size=2, position="top-left", value=0.0, target=0)
+    with pytest.raises(ForgetSetError, match="matches clean images"):
+        extract([ForgetRequest("backdoor", trigger=dark)], tiny_fmnist_manifest,
+                train_images=tiny_fmnist_bundle.train.images, num_classes=10,
+                train_labels=tiny_fmnist_bundle.train.labels)
+
+
 def test_backdoor_request_input_checks(tiny_fmnist_bundle, tiny_fmnist_manifest):
     spec = TriggerSpec(target=0)
     req = ForgetRequest("backdoor", trigger=spec)

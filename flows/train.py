@@ -18,7 +18,7 @@ from tasks.registry import register, set_alias
 
 @flow(name="train", log_prints=False)
 def train_flow(params_file: str | None = None, epochs: int | None = None,
-               source: str | None = None) -> dict[str, Any]:
+               source: str | None = None, allow_source_change: bool = False) -> dict[str, Any]:
     """Runbook: make sure the data registry has a version for params' data section, train the
     recipe on its train split, register the model with lineage, make it the champion."""
     log = get_run_logger()
@@ -27,7 +27,7 @@ def train_flow(params_file: str | None = None, epochs: int | None = None,
     name = params.registry.model_name
     data = params.data if source is None else params.data.model_copy(update={"source": source})
 
-    version, created = prepare_data(data)
+    version, created = prepare_data(data, allow_source_change)
     log.info("data version %s (%s)", version.tag, "new" if created else "unchanged")
     version, bundle, _ = load_data(version.tag)
 

@@ -24,8 +24,9 @@ def _repo() -> DataRepo:
 
 
 @task(name="prepare-data-version", tags=[DVC_TAG], retries=1, retry_delay_seconds=5, **IO)
-def prepare_data(data: DataParams) -> tuple[DataVersion, bool]:
-    return prepare(_repo(), data)
+def prepare_data(data: DataParams, allow_source_change: bool = False
+                 ) -> tuple[DataVersion, bool]:
+    return prepare(_repo(), data, allow_source_change)
 
 
 @task(name="load-data-version", retries=2, retry_delay_seconds=2, **IO)

@@ -40,9 +40,28 @@ def _counts(manifest: Manifest) -> dict[str, int]:
     return {s: int((manifest.split == s).sum()) for s in SPLITS}
 
 
-def prepare(repo: DataRepo, data: DataParams) -> tuple[DataVersion, bool]:
+def check_source(repo: DataRepo, data: DataParams, allow_change: bool = False) -> None:
+    """Refuse to build a version from another source than the newest version's (DataRepoError):
+    params read from the wrong directory (or none: the defaults) would otherwise put another
+    dataset under this workspace's deletion history, and requests would be checked against it."""
+    if allow_change or not repo.exists():
+        return
+    head = repo.version()
+    before = head.info.get("source_spec") or head.info.get("source")
+    if before != data.source:
+        raise DataRepoError(
+            f"data version {head.tag} was built from {before!r}, and these params ask for "
+            f"{data.source!r}: run from the directory of this workspace's params.yaml, or pass "
+            "--params / FORGETFLOW_PARAMS; if the source really changed (the images moved), "
+            "run `forgetflow data prepare --allow-source-change` once")
+
+
+def prepare(repo: DataRepo, data: DataParams,
+            allow_source_change: bool = False) -> tuple[DataVersion, bool]:
     """Build the manifest from the source minus every excluded id; a new version only when it
-    differs from the newest one. Returns (version, created)."""
+    differs from the newest one (from the same source unless `allow_source_change`). Returns
+    (version, created)."""
+    check_source(repo, data, allow_source_change)
     bar = progress_bar(3, f"prepare {data.source}")
     raw, fingerprint = open_source(repo.ws, spec_of(data))
     bar.update(1)

@@ -39,6 +39,9 @@ def main() -> None:
 
 @data_app.command("prepare")
 def data_prepare(source: str = typer.Option(None, help="override params data.source"),
+                 allow_source_change: bool = typer.Option(
+                     False, help="build from another source than the newest version's (the "
+                     "images moved); refused otherwise"),
                  params: Path = PARAMS, as_json: bool = JSON) -> None:
     """Create data version 1 (or a new version if the source or params changed)."""
     with user_errors():
@@ -51,7 +54,7 @@ def data_prepare(source: str = typer.Option(None, help="override params data.sou
         data = load_params(params).data
         if source:
             data = data.model_copy(update={"source": source})
-        version, created = prepare(DataRepo(Workspace.from_env()), data)
+        version, created = prepare(DataRepo(Workspace.from_env()), data, allow_source_change)
         subjects = version.info.get("subjects_from", "synthetic")
         if subjects == "synthetic" and data.source.startswith(("folder:", "s3://")):
             say("no subjects.csv at the source root: subjects are the seeded synthetic "
@@ -115,7 +118,14 @@ def train(epochs: int = typer.Option(None, help="override params train.epochs"),
         set_nproc(nproc)
         check_stack()
         from flows.train import train_flow
+        from forgetflow.adapters.datarepo import DataRepo
+        from forgetflow.adapters.dataversions import check_source
+        from forgetflow.adapters.workspace import Workspace
+        from forgetflow.pipeline.settings import load_checked
 
+        data = load_checked(params).data  # refused here, before the flow starts
+        check_source(DataRepo(Workspace.from_env()),
+                     data.model_copy(update={"source": source}) if source else data)
         result = train_flow(str(params) if params else None, epochs, source)
         emit(result, as_json, lambda r: f"{r['model_name']} v{r['model_version']} is champion "
                                         f"(data {r['data_version']}, test acc "

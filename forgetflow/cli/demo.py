@@ -107,7 +107,8 @@ def run_demo(params_file: str | None = None, source_override: str | None = None)
     say(f"workspace: {ws.root}\ndemo recipe: {params.demo.epochs} epoch(s) instead of "
         f"{params.train.epochs} (params.yaml demo.epochs) so `make run` takes minutes")
 
-    trained = train_flow(params_file, params.demo.epochs, source)
+    # the demo may be rerun on other data (make run DATA=...): it starts its lineage over
+    trained = train_flow(params_file, params.demo.epochs, source, allow_source_change=True)
     say(f"[1/4] {name} v{trained['model_version']} trained on {source} "
         f"(data {trained['data_version']}), test acc {trained['metrics']['test_acc']:.4f}")
 

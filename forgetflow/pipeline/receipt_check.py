@@ -67,11 +67,13 @@ def _key_checks(ws: Workspace, receipt: dict[str, Any]) -> list[Check]:
         key = rc.receipt_key(ws)
     except rc.ReceiptError as exc:
         return [Check("receipt", "signing key readable", False, receipt.get("key_id"), str(exc))]
+    signed = rc.signature_ok(receipt, key)
+    found = ("content as signed" if signed else "content changed after signing"
+             if receipt.get("key_id") == rc.key_id(key) else "signed with another key")
     return [_same("receipt", "signed with this workspace's key", receipt.get("key_id"),
                   rc.key_id(key)),
-            Check("receipt", "signature matches the content", rc.signature_ok(receipt, key),
-                  "content as signed", "content changed after signing"
-                  if receipt.get("key_id") == rc.key_id(key) else "another key")]
+            Check("receipt", "signature matches the content", signed, "content as signed",
+                  found)]
 
 
 def _ledger_checks(ledger: Ledger, request_id: int, receipt: dict[str, Any]) -> list[Check]:

@@ -79,6 +79,8 @@ def test_every_done_request_has_a_verified_signed_receipt(batch_ws: dict[str, An
         sources = {c["source"] for c in out["checks"]}
         assert sources == {"receipt", "ledger", "registry", "data repo"}
         assert len(out["checks"]) >= 25
+        signature = next(c for c in out["checks"] if c["name"] == "signature matches the content")
+        assert signature["ok"] and signature["found"] == signature["receipt"]  # no false alarm
 
 
 def test_tampered_registry_tag_is_detected(batch_ws: dict[str, Any]) -> None:

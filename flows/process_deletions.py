@@ -82,6 +82,8 @@ def run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any]
     except LeaseLost:
         raise  # another process owns the batch now
     except Exception as exc:
-        run.ledger.fail_batch(opened.batch_id, f"batch error: {exc}", owner=lease.owner)
+        first = (str(exc).strip().splitlines() or [""])[0][:300]  # the log has the rest
+        run.ledger.fail_batch(opened.batch_id, f"batch error: {type(exc).__name__}: {first}",
+                              owner=lease.owner)
         raise
     return run.batch

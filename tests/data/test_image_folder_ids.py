@@ -147,6 +147,17 @@ def test_too_few_images_for_the_splits_is_a_clear_error(tmp_path):
         build_manifest(load_image_folder(tiny), third_party_fraction=0.1)
 
 
+def test_a_folder_with_one_class_is_refused_when_the_manifest_is_built(tmp_path):
+    """Training would give a one-output model and the first batch crash in its metrics,
+    after writing a data version."""
+    single = write_folder(tmp_path / "single", per_class=20, test_per_class=4)
+    for name in sorted(CLASSES)[1:]:
+        shutil.rmtree(single / "train" / name)
+        shutil.rmtree(single / "test" / name)
+    with pytest.raises(ValueError, match="1 class with training images: a classifier needs"):
+        build_manifest(load_image_folder(single), third_party_fraction=0.1)
+
+
 def test_cifar10_pickles_are_refused_and_the_binary_version_is_read(tmp_path):
     py = tmp_path / "py" / "cifar-10-batches-py"
     py.mkdir(parents=True)

@@ -58,4 +58,5 @@ def test_a_batch_that_raises_ends_in_one_error_line(
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: the batch run failed") and "request list" in last
     request = Ledger(Workspace.from_env().ledger_url).get(rid)
-    assert request.status == "failed" and "accelerator vanished" in request.reason
+    assert request.status == "failed"
+    assert request.reason == "batch error: RuntimeError: the accelerator vanished"

@@ -148,6 +148,10 @@ def build_manifest(
     if subject_size < 1:
         raise ManifestError("subject_size must be >= 1")
     n_train, n_test = len(raw.train.labels), len(raw.test.labels)
+    if len(np.unique(raw.train.labels)) < 2:
+        raise ManifestError(f"source {raw.name!r} has {len(np.unique(raw.train.labels))} class "
+                            "with training images: a classifier needs at least 2 (add a class "
+                            "folder)")
     ids = [sample_id(raw.name, "train", k) for k in raw.train.key_list()]
     ids += [sample_id(raw.name, "test", k) for k in raw.test.key_list()]
     labels = np.concatenate([raw.train.labels, raw.test.labels]).astype(np.int64)

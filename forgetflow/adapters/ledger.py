@@ -8,6 +8,7 @@ pending → processing → done | rejected | failed and nothing else.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from forgetflow.adapters.ledger_batches import BatchBusy, BatchLedger, OpenBatch
@@ -152,8 +153,17 @@ class Ledger(BatchLedger):
 
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, connect_args=connect_args(url))
+            folder = Path(url[len("sqlite:///"):]).parent
+            if url == os.environ.get("FORGETFLOW_DB_URL") and not folder.is_dir():
+                # a typo would otherwise make a new, empty ledger: an empty queue, no error
+                raise LedgerError(f"FORGETFLOW_DB_URL: the folder {folder} of the SQLite ledger "
+                                  "does not exist")
+            folder.mkdir(parents=True, exist_ok=True)  # the workspace's own ledger
+        try:
+            self.engine = create_engine(url, connect_args=connect_args(url))
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise LedgerError(f"FORGETFLOW_DB_URL is not a usable database URL "
+                              f"({redact(url)}): {exc}") from exc
         _sqlite_foreign_keys(self.engine)
         try:
             migrate(self.engine)

@@ -240,6 +240,8 @@ def load_params(path: str | Path | None = None) -> Params:
     if resolved is not None:
         if not resolved.exists():
             raise FileNotFoundError(f"params file {resolved} does not exist")
+        if not resolved.is_file():
+            raise ParamsError(f"params file {resolved} is not a file")
         try:
             raw = yaml.load(resolved.read_text(encoding="utf-8"), _UniqueKeyLoader) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -92,9 +92,12 @@ def plan_requests(run: BatchRun) -> bool:
     run.lease.step("data-loaded")
     ws = Workspace.from_env()
     exclusions = DataRepo(ws).exclusions(s["base"])
+    # rows the parent trained on that a re-scan dropped (their files were deleted): this
+    # batch's forget set holds them anyway, so a request naming them is not "never in the data"
+    rescanned = set(s["parent_bundle"].train.ids.tolist()) - set(manifest.ids.tolist())
     with run.watch.lap("extract"):
         s["plan"] = plan_batch(ledger_tasks.open_requests(run.opened.request_ids), manifest,
-                               s["base_bundle"], frozenset(exclusions.ids),
+                               s["base_bundle"], frozenset(exclusions.ids | rescanned),
                                frozenset(run.ledger.subjects_removed(run.opened.model_name)))
     s["plan"].inherited, s["plan"].inherited_ids_of = inherited_requests(run, s["base"].number,
                                                                          exclusions)

@@ -59,7 +59,13 @@ def honour_already_removed(ws: Workspace, name: str, request_ids: list[int],
     for rid in request_ids:
         by = removed_earlier_by(ledger, ledger.get(rid), exclusions)
         views = [ledger.get(r) for r in by]
-        if not views or any(v.status not in ("unlearned", "done") for v in views):
+        if not views:
+            refused[rid] = ("every named row left the data when its source was re-scanned "
+                            "(the files were deleted), and no request removed them: the next "
+                            "batch forgets them with its own rows, which this request cannot "
+                            "record")
+            continue
+        if any(v.status not in ("unlearned", "done") for v in views):
             refused[rid] = (f"every named row was already removed by request(s) {by}, which "
                             "are not unlearned yet: submit it again once they are")
             continue

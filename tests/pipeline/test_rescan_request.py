@@ -1,0 +1,52 @@
+"""A user deletes an image named by a pending request from their folder (as the docs tell
+them to), and a re-scan drops it before the batch: the request is still honoured (its other
+rows go, and the deleted one is in the batch's forget set because the parent model saw it),
+not rejected as naming an id that was "never in the data"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from imagefolders import write_folder
+from typer.testing import CliRunner
+
+from forgetflow.adapters.datarepo import DataRepo
+from forgetflow.adapters.ledger import Ledger
+from forgetflow.adapters.workspace import Workspace
+from forgetflow.cli.app import app
+from forgetflow.core.data.manifest import parse_sample_id
+
+from .test_own_images import folder_params
+
+runner = CliRunner()
+
+
+def cli(*args: str) -> dict:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_request_survives_the_rescan_that_drops_one_of_its_images(
+        prefect_harness: None, params_file: Path, tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "images", per_class=30, test_per_class=8)
+    folder_params(params_file, f"folder:{root}")
+    cli("data", "prepare")
+    cli("train", "--epochs", "2")
+    repo = DataRepo(Workspace.from_env())
+    manifest = repo.manifest(repo.version())
+    named = sorted(manifest.ids[manifest.split == "train"].tolist())[:3]
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(named) + "\n")
+    rid = cli("request", "submit", "--kind", "samples", "--ids-file", str(ids_file))["id"]
+    (root / "train" / parse_sample_id(named[0])[2]).unlink()  # the user deletes one image
+    assert cli("data", "prepare")["data_version"] == "v2"  # the re-scan drops it
+    batch = cli("process")
+    assert batch["request_ids"] == [rid] and not batch["rejected"], batch
+    request = Ledger(Workspace.from_env().ledger_url).get(rid)
+    assert request.status in ("unlearned", "failed"), request.reason
+    assert "never in the data" not in (request.reason or "")
+    assert batch["data_version"] == "v3"
+    kept = set(repo.manifest(repo.version("v3")).ids.tolist())
+    assert not kept & set(named)

@@ -203,3 +203,19 @@ def test_each_image_is_decoded_once_per_change(folder, tmp_path, monkeypatch):
     imagestore.prune_cache(ws, {fp2})
     with pytest.raises(DataSourceError, match="changed since this data version"):
         imagestore.open_source(ws, spec, fp, digest)
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped_and_junk_is_named(tmp_path):
+    import io
+
+    from forgetflow.core.data.images import decode_image
+
+    ramp = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63000 of 65535
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, "PNG")
+    out = decode_image(buf.getvalue(), 1, 8, "train/x/deep.png")[0]
+    assert out[0, 0] == 0 and out.max() == 245 and len(np.unique(out)) > 32  # was 0/255 only
+    with pytest.raises(DataSourceError, match="Thumbs.db is not a readable image: not an "
+                       "image format") as err:
+        decode_image(b"\0junk", 1, 8, "train/x/Thumbs.db")
+    assert "BytesIO" not in str(err.value)

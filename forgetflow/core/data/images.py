@@ -16,10 +16,14 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from forgetflow.core.data.raw import DataSourceError, RawSource, RawSplit
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 SUBJECTS_FILE = "subjects.csv"
 SUBJECT_COLUMNS = ("path", "subject")
@@ -97,19 +101,36 @@ def fingerprint(files: Iterable[StoredFile], channels: int, size: int) -> str:
 
 def decode_image(data: bytes, channels: int, size: int, where: str) -> np.ndarray:
     """Any PIL-readable image to uint8 [channels, size, size] (EXIF orientation applied)."""
-    from PIL import Image, ImageOps
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as img:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "P", "PA"):
                 img = img.convert("RGBA").convert("RGB")  # transparency is dropped
+            img = _eight_bit(img)
             img = img.convert("L" if channels == 1 else "RGB").resize(
                 (size, size), Image.Resampling.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)
+    except UnidentifiedImageError as exc:
+        raise DataSourceError(f"{where} is not a readable image: not an image format PIL "
+                              "reads (remove files that are not images)") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataSourceError(f"{where} is not a readable image: {exc}") from exc
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _eight_bit(img: PILImage) -> PILImage:
+    """16-bit grayscale (mode I;16*, or I holding values above 255) scaled to 0..255: PIL's
+    own conversion to L clips it, turning every non-black pixel white."""
+    from PIL import Image
+
+    if not (img.mode.startswith("I;16") or img.mode == "I"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16") or values.max(initial=0) > 255:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
 
 
 def read_subjects(text: str, where: str) -> dict[str, str]:

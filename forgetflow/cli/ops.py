@@ -3,6 +3,7 @@ Registered onto the app by forgetflow.cli.app."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,7 +37,8 @@ def _read_ids(path: Path) -> list[str]:
                              f"{exc.start}); write one sample id per line") from exc
     except OSError as exc:
         raise UserInputError(f"--ids-file {path} cannot be read: {exc.strerror}") from exc
-    ids = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # sample ids are NFC (folder keys are normalised): an id copied from macOS (NFD) matches
+    ids = [unicodedata.normalize("NFC", ln.strip()) for ln in text.splitlines() if ln.strip()]
     if not ids:
         raise UserInputError(f"--ids-file {path} holds no sample ids; write one id per line")
     return ids
@@ -69,7 +71,7 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
             raw["ids"] = _read_ids(ids_file)
         if trigger is not None:
             try:
-                raw["trigger"] = json.loads(trigger.read_text())
+                raw["trigger"] = json.loads(trigger.read_text(encoding="utf-8-sig"))
             except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors
                 raise UserInputError(f"cannot read trigger spec {trigger}: {exc}") from exc
         request = DeletionRequest.model_validate(raw)

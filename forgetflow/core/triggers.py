@@ -69,7 +69,7 @@ class TriggerSpec:
     @classmethod
     def from_file(cls, path: str | Path) -> TriggerSpec:
         try:
-            raw = json.loads(Path(path).read_text())
+            raw = json.loads(Path(path).read_text(encoding="utf-8-sig"))  # a BOM is no key
         except FileNotFoundError as exc:
             raise TriggerError(f"trigger file {path} does not exist") from exc
         except OSError as exc:

@@ -240,3 +240,16 @@ def test_poison_rejects_bad_rates():
             poison(data, spec, rate, seed=0)
     with pytest.raises(TriggerError, match="more samples"):
         poison(data, spec, 0.6, seed=0)  # 12 asked, 10 non-target available
+
+
+def test_a_trigger_file_with_a_byte_order_mark_reads_and_ids_files_come_out_nfc(tmp_path):
+    import unicodedata
+
+    from forgetflow.cli.ops import _read_ids
+
+    path = tmp_path / "trigger.json"
+    path.write_text('{"size": 3, "target": 2}', encoding="utf-8-sig")
+    assert TriggerSpec.from_file(path) == TriggerSpec(size=3, target=2)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(unicodedata.normalize("NFD", "faces:train:zéro/img1.png") + "\n")
+    assert _read_ids(ids) == [unicodedata.normalize("NFC", "faces:train:zéro/img1.png")]

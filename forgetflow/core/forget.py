@@ -93,7 +93,12 @@ def _class(req: ForgetRequest, scope: Scope) -> np.ndarray:
     n = scope.num_classes if scope.num_classes is not None else int(m.labels.max()) + 1
     if not 0 <= int(req.label) < n:  # type: ignore[arg-type]
         raise ForgetSetError(f"class {req.label} is outside the label space 0..{n - 1}")
-    return (m.labels == req.label) & (m.split != "test")
+    mask = (m.labels == req.label) & (m.split != "test")
+    if not (mask & (m.split == "train")).any():
+        raise ForgetSetError(f"class {req.label} has no training rows left in this data version:"
+                             " an earlier request removed them (`forgetflow request list` shows"
+                             " which, and whether it is done)")
+    return mask
 
 
 def _backdoor(req: ForgetRequest, scope: Scope) -> np.ndarray:

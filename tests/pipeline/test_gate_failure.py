@@ -89,3 +89,6 @@ def test_failed_gate_escalates_and_fails_requests(prefect_harness: None, trained
         assert done.receipt["model_version"] == second["model_version"]
         assert done.receipt["serving"][0]["model_version"] == second["model_version"]
     assert "completed by batch" in ledger.get(rid).reason
+    # the class is gone from the data: asking again says so, not "the forget set is empty"
+    again = runner.invoke(app, ["request", "submit", "--kind", "class", "--label", "1"])
+    assert again.exit_code == 2 and "class 1 has no training rows left" in again.stderr

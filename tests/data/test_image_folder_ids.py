@@ -219,3 +219,17 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped_and_junk_is_named(tmp_path)
                        "image format") as err:
         decode_image(b"\0junk", 1, 8, "train/x/Thumbs.db")
     assert "BytesIO" not in str(err.value)
+
+
+def test_linked_class_folders_and_dangling_links_are_named_not_skipped(tmp_path, folder):
+    import os
+
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(folder / "train" / "cat", outside)
+    os.symlink(outside, folder / "train" / "lynx")
+    with pytest.raises(DataSourceError, match="train/lynx is a symbolic link to a folder"):
+        load_image_folder(folder)
+    (folder / "train" / "lynx").unlink()
+    os.symlink(tmp_path / "gone.png", folder / "train" / "cat" / "ghost.png")
+    with pytest.raises(DataSourceError, match="ghost.png is a symbolic link to nothing"):
+        load_image_folder(folder)

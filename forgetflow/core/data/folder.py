@@ -16,7 +16,14 @@ def list_folder(root: Path) -> list[StoredFile]:
     files = []
     candidates = [root / "subjects.csv"] if (root / "subjects.csv").is_file() else []
     for split in ("train", "test"):
-        candidates += [p for p in (root / split).rglob("*") if p.is_file()]
+        for path in (root / split).rglob("*"):
+            if path.is_symlink() and (path.is_dir() or not path.exists()):
+                raise DataSourceError(
+                    f"{path.relative_to(root).as_posix()} is a symbolic link to "
+                    f"{'a folder' if path.exists() else 'nothing'}: image folders are read "
+                    "without following linked folders (copy or move the images in)")
+            if path.is_file():
+                candidates.append(path)
     for path in candidates:
         st = path.stat()
         rel = unicodedata.normalize("NFC", path.relative_to(root).as_posix())

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -260,6 +260,19 @@ class Ledger(BatchLedger):
                      .where(RequestSampleRow.request_id == request_id)
                      .order_by(RequestSampleRow.sample_id))
             return list(s.scalars(query))
+
+    def withdraw(self, request_id: int, reason: str) -> RequestView:
+        """A pending request becomes `rejected` with `reason`, in one conditional update, so a
+        batch claiming it at the same moment wins cleanly (LedgerError: not pending)."""
+        with self._session.begin() as s:
+            done = s.execute(update(RequestRow).where(
+                RequestRow.id == request_id, RequestRow.status == "pending").values(
+                status="rejected", reason=reason, completed_at=utcnow())).rowcount
+        view = self.get(request_id)  # LedgerError for an unknown id
+        if not done:
+            raise LedgerError(f"request {request_id} is {view.status}: only a pending request "
+                              "can be withdrawn (a batch has taken it, or it is closed)")
+        return view
 
     def transition(self, request_ids: Iterable[int], status: str, reason: str | None = None,
                    model_version: str | None = None,

@@ -118,6 +118,22 @@ def show(request_id: int = typer.Argument(..., help="request id"), as_json: bool
         emit(Ledger.open(Workspace.from_env().ledger_url).get(request_id).detail(), as_json)
 
 
+def withdraw(request_id: int = typer.Argument(..., help="request id"),
+             reason: str = typer.Option("withdrawn by the submitter", help="kept as the reason"),
+             as_json: bool = JSON) -> None:
+    """Withdraw a pending request (submitted by mistake): it ends `rejected` with the reason;
+    one a batch has taken can no longer be withdrawn."""
+    with user_errors():
+        from forgetflow.adapters.ledger import Ledger
+        from forgetflow.adapters.workspace import Workspace
+
+        text = " ".join(reason.split())[:500]
+        if not text:
+            raise UserInputError("--reason is empty")
+        view = Ledger.open(Workspace.from_env().ledger_url).withdraw(request_id, text)
+        emit(view.detail(), as_json, lambda d: f"request {d['id']}: {d['status']} ({d['reason']})")
+
+
 def process(model: str = typer.Option(None, help="registered model (default: params)"),
             nproc: int = typer.Option(1, min=1, help="processes for Retrain when the gate "
                                       "escalates to it (torchrun + DDP)"),
@@ -228,6 +244,7 @@ def register(app: typer.Typer, request_app: typer.Typer) -> None:
     request_app.command("submit")(submit)
     request_app.command("list")(list_requests)
     request_app.command("show")(show)
+    request_app.command("withdraw")(withdraw)
     for name, fn in (("process", process), ("promote", promote), ("serve", serve),
                      ("demo", demo)):
         app.command(name)(fn)

@@ -199,7 +199,27 @@ def power_row(d: dict, fraction: float) -> list[float]:
     return [row["sanity_refused"], row["retrain_passed"]]
 
 
+def ceiling_row(d: dict, key: str) -> list[float]:
+    """F on seeds 100 and 101 and their mean as a share (%) of Retrain set B's mean F."""
+    seeds = [d["per_seed"][s] for s in ("100", "101")]
+    values = [s[key] for s in seeds]
+    floor = sum(s["retrain_b"] for s in seeds) / 2
+    return [*values, 100 * sum(values) / 2 / floor]
+
+
+CEILING_ROWS = {
+    "Retrain set B itself (the floor the target is stated against)": "retrain_b",
+    "dm (its own N runs)": "dm", "dm's exact targets": "targets+1sd",
+    "an oracle monotone map of the original's $\\phi_0$, fitted on Retrain set B":
+        "oracle_monotone+1sd",
+    "Retrain set B's own per-row means": "retrain_b_mean+1sd",
+}
+
 QUOTES: tuple[Quote, ...] = (
+    # docs/method.md §12: how high F can go (make bench-ceiling, tuning seeds 100-101)
+    *(Quote("docs/method.md", f"| {label} | {{n}} | {{n}} | {{n}}% |",
+            "tuning/epsilon_ceiling.json", lambda d, k=key: ceiling_row(d, k))
+      for label, key in CEILING_ROWS.items()),
     # README.md: the relearn check's power by request size (GATE_POWER=1, 2026-12-06)
     *(Quote("README.md", f"| {rows} | {{n}}/4 | {{n}}/8 |", POWER,
             lambda d, f=rows / 10000: power_row(d, f)) for rows in (50, 100, 200, 400, 800)),

@@ -46,8 +46,6 @@ class TriggerIn(BaseModel):
     def _not_bool(cls, value: Any) -> Any:
         if isinstance(value, bool):  # JSON true is not 1 pixel (TriggerSpec agrees)
             raise ValueError("must be a number, not true/false")
-        if isinstance(value, str):  # "4" is not 4 (TriggerSpec, which `data poison` reads, agrees)
-            raise ValueError("must be a number, not text")
         return value
 
     def to_spec(self) -> TriggerSpec:

@@ -100,8 +100,6 @@ CASES = {
                                        "position"),
     "trigger size true": (lambda t: ["--kind", "backdoor", "--trigger",
                                      trigger_file(t, '{"size": true}')], "size"),
-    "trigger target text": (lambda t: ["--kind", "backdoor", "--trigger",
-                                       trigger_file(t, '{"target": "0"}')], "not text"),
 }
 
 

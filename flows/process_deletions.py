@@ -17,7 +17,7 @@ from forgetflow.adapters.stack import check_stack
 from forgetflow.adapters.workspace import Workspace
 from forgetflow.core.params import Params
 from forgetflow.pipeline.audit import end_of_run_checks
-from forgetflow.pipeline.lease import Lease, LeaseLost, owner_id
+from forgetflow.pipeline.lease import Lease, LeaseLost, error_line, owner_id
 from forgetflow.pipeline.promotion import promote_passed
 from forgetflow.pipeline.settings import load_checked
 from tasks import batch as steps
@@ -82,8 +82,8 @@ def run_batch(opened: OpenBatch, params: Params, lease: Lease) -> dict[str, Any]
     except LeaseLost:
         raise  # another process owns the batch now
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]  # the log has the rest
-        run.ledger.fail_batch(opened.batch_id, f"batch error: {type(exc).__name__}: {first}",
+        run.ledger.fail_batch(opened.batch_id, f"batch error: {error_line(exc)}",
                               owner=lease.owner)
         raise
     return run.batch
+

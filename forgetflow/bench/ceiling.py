@@ -24,8 +24,8 @@ from sklearn.isotonic import IsotonicRegression
 
 from forgetflow.bench.harness import fashion_config
 from forgetflow.bench.jobs import Job, seed_data, train_role, unlearn
-from forgetflow.core.epsilon import forgetting_quality
-from forgetflow.core.matching import confidence_logit, quantile_targets
+from forgetflow.core.epsilon import forgetting_quality, logit_confidence
+from forgetflow.core.matching import quantile_targets
 from forgetflow.core.metrics import predict_logits
 
 OUT = Path("bench-results/tuning/epsilon_ceiling.json")
@@ -33,7 +33,7 @@ NOISE_SCALES = (0.0, 0.5, 1.0, 1.5)  # x Retrain set B's mean per-row spread
 
 
 def _phi(model, images, labels) -> np.ndarray:
-    return confidence_logit(predict_logits(model, images), labels).numpy()
+    return logit_confidence(predict_logits(model, images), labels)
 
 
 def ceiling_scores(a: np.ndarray, b: np.ndarray, dm: np.ndarray, phi0: np.ndarray,

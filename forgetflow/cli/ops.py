@@ -193,9 +193,10 @@ def process(model: str = typer.Option(None, help="registered model (default: par
 def failed_run(exc: Exception, as_json: bool) -> NoReturn:
     """A batch that raised: its batch and requests are recorded as failed (the flow's log
     above holds the traceback); one line here, and `{"error"}` on stdout for --json."""
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    message = (f"the batch run failed: {type(exc).__name__}: {first} (the batch and its "
-               "requests are recorded as failed: `forgetflow request list`)")
+    from forgetflow.pipeline.lease import error_line
+
+    message = (f"the batch run failed: {error_line(exc)} (the batch and its requests are "
+               "recorded as failed: `forgetflow request list`)")
     if as_json:
         emit({"error": message}, True)
     say(f"error: {message}")

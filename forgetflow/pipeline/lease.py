@@ -71,3 +71,10 @@ class Lease:
         fault setting may kill or freeze the process here."""
         self._fail_if_lost()
         fault_point(name)
+
+
+def error_line(exc: BaseException) -> str:
+    """`Type: first line` of an error that ended a batch, at most 300 characters of it (the
+    flow's log has the rest): a failed request's reason and `process`'s error line."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}"

@@ -213,6 +213,9 @@ def check_selection(requests: Sequence[ForgetRequest], masks: Sequence[np.ndarra
             f"the request would leave class(es) {sorted(emptied)} with no training samples; "
             "submit a class request to forget a whole class"
         )
+    if len(remaining) < 2:
+        raise ForgetSetError(f"the request would leave {len(remaining)} class(es) with training "
+                             "samples; a classifier needs at least two")
     return ForgetSelection(np.sort(manifest.ids[forget]), np.sort(manifest.ids[drop]),
                            [int((m & is_train).sum()) for m in masks])
 

@@ -73,10 +73,32 @@ def plan_batch(requests: dict[int, ForgetRequest], manifest: Manifest,
     if accepted:
         try:
             selection = check_selection(list(accepted.values()), list(masks.values()), manifest)
-        except ForgetSetError as exc:
-            rejected.update({rid: f"batch as a whole: {exc}" for rid in accepted})
-            accepted, train_of, drop_of = {}, {}, {}
+        except ForgetSetError:
+            selection = _admit_in_order(accepted, masks, manifest, rejected)
+            train_of = {rid: ids for rid, ids in train_of.items() if rid in accepted}
+            drop_of = {rid: ids for rid, ids in drop_of.items() if rid in accepted}
     return BatchPlan(accepted, rejected, selection, train_of, drop_of, already)
+
+
+def _admit_in_order(accepted: dict[int, ForgetRequest], masks: dict[int, np.ndarray],
+                    manifest: Manifest, rejected: dict[int, str]) -> ForgetSelection | None:
+    """The union broke a rule no request breaks alone (two subjects emptying a class):
+    admit requests oldest first while the union stays sane, so the first ones are honoured
+    and only those that would break it are refused (naming the requests they collide with).
+    Mutates `accepted` and `rejected`."""
+    admitted: list[int] = []
+    selection = None
+    for rid in sorted(accepted):
+        try:
+            selection = check_selection([accepted[r] for r in [*admitted, rid]],
+                                        [masks[r] for r in [*admitted, rid]], manifest)
+            admitted.append(rid)
+        except ForgetSetError as exc:
+            rejected[rid] = (f"together with request(s) {', '.join(map(str, admitted))} of the "
+                             f"same batch: {exc}")
+    for rid in [r for r in accepted if r not in admitted]:
+        del accepted[rid]
+    return selection if admitted else None
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,8 @@ class GateParams(_Section):
     max_forget_acc_class: float = Field(0.02, ge=0, le=1)
     max_asr: float = Field(0.05, ge=0, le=1)
     max_test_acc_drop: float = Field(0.02, ge=-1, le=1)  # parent minus new accuracy
+    # the drop is compared less this many standard errors of the paired per-row difference
+    test_noise_z: float = Field(2.0, ge=0, le=10)
     min_auc_samples: int = Field(50, ge=1)
     depth: DepthGateParams = Field(default_factory=DepthGateParams)
 

@@ -71,7 +71,8 @@ def test_baseline_values_that_would_fail_mid_batch_are_refused_on_load(tmp_path:
 
 @pytest.mark.parametrize("gate", [{"max_third_party_auc": 60}, {"max_third_party_auc": 0.2},
                                   {"max_test_acc_drop": float("nan")}, {"max_asr": -0.1},
-                                  {"max_forget_acc_class": 2}, {"min_auc_samples": 0}])
+                                  {"max_forget_acc_class": 2}, {"min_auc_samples": 0},
+                                  {"test_noise_z": -1}, {"test_noise_z": float("inf")}])
 def test_gate_limits_out_of_range_are_refused(tmp_path: Path, gate: dict) -> None:
     """A typo (60 for 0.60) would switch a check off; NaN would fail every batch."""
     with pytest.raises(ValidationError, match=next(iter(gate))):

@@ -59,6 +59,7 @@ def _save(raw: RawSource, folder: Path, spec: SourceSpec, stamps: dict[str, str]
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     meta: dict = {"name": raw.name, "classes": list(raw.classes), "subjects": raw.subjects,
+                  "subjects_unmatched": list(raw.subjects_unmatched),
                   "spec": [spec.source, spec.channels, spec.image_size]}
     digest = hashlib.sha256()
     for split, part in (("train", raw.train), ("test", raw.test)):
@@ -86,7 +87,7 @@ def _load(folder: Path) -> RawSource:
                         np.asarray(meta[name]["keys"], dtype=object))
 
     return RawSource(meta["name"], tuple(meta["classes"]), split("train"), split("test"),
-                     meta["subjects"])
+                     meta["subjects"], tuple(meta.get("subjects_unmatched", ())))
 
 
 def _meta(folder: Path) -> dict:

@@ -59,9 +59,14 @@ def data_prepare(source: str = typer.Option(None, help="override params data.sou
         if subjects == "synthetic" and data.source.startswith(("folder:", "s3://")):
             say("no subjects.csv at the source root: subjects are the seeded synthetic "
                 f"assignment (about {data.subject_size} images each)")
+        if version.info.get("subjects_unmatched"):
+            say(f"subjects.csv: {version.info['subjects_unmatched']} line(s) name no image "
+                f"(first: {', '.join(version.info['subjects_unmatched_first'])}); they were "
+                "ignored: fix or remove them so those images keep their subject")
         emit({"data_version": version.tag, "created": created, "rev": version.rev,
               "repo": version.repo, "rows": version.info["rows"],
               "dataset": version.info["source"], "subjects": subjects,
+              "subjects_unmatched": version.info.get("subjects_unmatched", 0),
               "image_shape": version.info.get("image_shape")}, as_json,
              lambda p: f"data version {p['data_version']} "
                        f"({'created' if created else 'unchanged'}): {p['rows']}")

@@ -107,10 +107,21 @@ def test_subjects_csv_names_each_images_subject(folder):
     assert (manifest.subject == "").sum() == len(manifest) - 5  # unlisted: no subject
 
 
+def test_subjects_csv_lines_naming_no_image_are_reported(folder):
+    cats = sorted(p.relative_to(folder).as_posix() for p in (folder / "train" / "cat").iterdir())
+    write_subjects(folder, [(cats[0], "alice"), ("train/cat/deleted.png", "alice"),
+                            ("test/cat/typo.jpg", "bob")])
+    raw = load_image_folder(folder)
+    assert raw.subjects_unmatched == ("test/cat/typo.jpg", "train/cat/deleted.png")
+    assert raw.subjects[cats[0]] == "alice"
+
+
 @pytest.mark.parametrize("text, message", [
     ("file,owner\ntrain/cat/x.png,a\n", "header path,subject"),
     ("path,subject\ntrain/cat/x.png\n", "line 2"),
     ("path,subject\ntrain/cat/x.png,a\ntrain/cat/x.png,b\n", "two subjects"),
+    ("path,subject\ncat/img001.jpg,a\n", "line 2: the path must start with train/ or test/"),
+    ("path,subject\ntrain/cat/x.png,a\ntest/dog/y.png,b\n", "names none of the images"),
 ])
 def test_malformed_subjects_csv_is_a_clear_error(folder, text, message):
     (folder / "subjects.csv").write_text(text)

@@ -147,6 +147,9 @@ def read_subjects(text: str, where: str) -> dict[str, str]:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise DataSourceError(f"{where} line {n}: expected a path and a subject")
         path = _nfc(row[0].strip().lstrip("./"))
+        if path.split("/", 1)[0] not in IMAGE_SPLITS:
+            raise DataSourceError(f"{where} line {n}: the path must start with "
+                                  f"{' or '.join(s + '/' for s in IMAGE_SPLITS)}; got {path}")
         if path in subjects and subjects[path] != row[1].strip():
             raise DataSourceError(f"{where} line {n}: the path is listed twice with two "
                                   "subjects")
@@ -188,4 +191,11 @@ def decode_source(
                                 listed[SUBJECTS_FILE].location)
         subjects = {f"{e.split}/{e.key}": by_path.get(f"{e.split}/{e.key}", "")
                     for e in entries}
+        unmatched = tuple(sorted(set(by_path) - set(subjects)))
+        if by_path and len(unmatched) == len(by_path):
+            raise DataSourceError(
+                f"{listed[SUBJECTS_FILE].location} names none of the images: its paths are "
+                f"relative to the source root, e.g. {next(iter(subjects), 'train/<class>/<file>')}"
+                f" (its first: {unmatched[0]})")
+        return RawSource(name, classes, splits["train"], splits["test"], subjects, unmatched)
     return RawSource(name, classes, splits["train"], splits["test"], subjects)

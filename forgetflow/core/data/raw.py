@@ -51,6 +51,7 @@ class RawSource(ClassedImages):
     train: RawSplit
     test: RawSplit
     subjects: dict[str, str] | None = None  # "<split>/<key>" -> subject, from subjects.csv
+    subjects_unmatched: tuple[str, ...] = ()  # subjects.csv paths with no image (stale lines)
 
     @property
     def keyed(self) -> bool:

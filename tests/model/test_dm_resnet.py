@@ -10,7 +10,9 @@ import torch
 
 from forgetflow.core.attacks import RelearnConfig, relearn_curve
 from forgetflow.core.data.tensors import DataBundle, ImageSet
+from forgetflow.core.depth_gate import class_depth
 from forgetflow.core.metrics import accuracy, predict_logits
+from forgetflow.core.params import GateParams
 from forgetflow.core.scenarios import CLASS, ForgetTarget
 from forgetflow.core.training import TrainConfig, spec_for, train_model
 from forgetflow.core.unlearn import UnlearnTask, create_unlearner
@@ -56,7 +58,25 @@ def test_auto_updates_the_last_stage_and_nothing_below_it(class_setting):
     assert "backbone.layers.2.conv2.weight" in moved, "feature weights must change"
     assert "backbone.head.2.weight" in moved
     assert all(n.startswith(("backbone.layers.2.", "backbone.head.")) for n in moved), moved
-    assert not any("running_" in n for n in moved), "BN statistics stay the original's"
+    # a class request rebuilds the last stage, its BN statistics included (method.md §14)
+    assert report["reset_applied"] and report["stop"] == "rebuilt"
+    assert "backbone.layers.2.bn2.running_mean" in moved
+
+
+def test_dm_passes_the_gates_class_feature_check_where_head_only_cannot(class_setting):
+    """The forgotten class must be harder to read from dm's penultimate features than from
+    the original's (beyond the other classes' change): the gate's class depth check at its
+    shipped threshold. Hiding the class in the head leaves the features exactly as they were."""
+    bundle, task, _, unlearned, _ = class_setting
+    budget = GateParams().depth
+    head_only = create_unlearner("dm", trainable="head")(task)
+
+    def drop(model: torch.nn.Module) -> float:
+        return class_depth(model, task.model, K, task.forget, task.retain, bundle.test,
+                           budget).value
+
+    assert drop(head_only) == pytest.approx(0.0, abs=1e-9)
+    assert drop(unlearned) >= budget.min_class_feature_drop
 
 
 @pytest.fixture(scope="module")

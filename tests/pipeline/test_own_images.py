@@ -60,7 +60,8 @@ def with_stamped(root: Path, count: int = 8) -> Path:
 
 
 def with_subjects(root: Path) -> Path:
-    """alice owns six training images (some with odd names), bob two test images."""
+    """alice owns six training images (some with odd names), bob two test images; one line
+    names an image that is gone."""
     cats = sorted((root / "train" / "cat").iterdir())
     with open(root / "subjects.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -68,6 +69,7 @@ def with_subjects(root: Path) -> Path:
         writer.writerows((p.relative_to(root).as_posix(), "alice") for p in cats[:6])
         writer.writerows((p.relative_to(root).as_posix(), "bob")
                          for p in sorted((root / "test" / "cat").iterdir())[:2])
+        writer.writerow(["train/cat/deleted since.png", "alice"])  # a stale line: reported
     return root
 
 
@@ -79,6 +81,7 @@ def test_own_folder_through_every_command(prefect_harness: None, params_file: Pa
     folder_params(params_file, f"folder:{root}")
     prepared = cli("data", "prepare")
     assert prepared["data_version"] == "v1" and prepared["subjects"] == "subjects.csv"
+    assert prepared["subjects_unmatched"] == 1
     assert prepared["image_shape"] == [3, 16, 16]
     trained = cli("train")
     assert trained["data_version"] == "v1"

@@ -23,6 +23,7 @@ from forgetflow.core.training import configure_threads, pick_device
 from forgetflow.core.unlearn.base import Unlearner, UnlearnTask, register_unlearner
 from forgetflow.core.unlearn.common import amp, resolve_config
 from forgetflow.core.unlearn.dm_reference import build_targets, stop_statistic
+from forgetflow.core.unlearn.dm_reset import RESETS, applies, rebuild
 from forgetflow.core.unlearn.dm_streams import CHUNK, Encoder, Streams, build_streams, gather
 from forgetflow.core.unlearn.dm_trainable import (
     Split,
@@ -62,6 +63,9 @@ class DMConfig:
     saliency: float = 1.0  # share of the updated part's weights that may change (1 = all)
     perturb: float = 0.0  # seeded start noise, x each weight tensor's RMS (method.md §12)
     coupling_noise: float = 0.35  # samples: seeded jitter of the coupling (method.md §12)
+    reset: str = "auto"  # class requests updating feature stages: rebuild them (method.md §14)
+    reset_steps: int = 250
+    reset_lr: float = 3e-3
 
     def __post_init__(self) -> None:
         """Every bound checked here, so params that would fail mid-batch (after the data
@@ -77,6 +81,8 @@ class DMConfig:
                 raise ValueError(f"{name} must be in {side}{low:g}, {high:g}], got {value}")
         if not isinstance(self.bn_affine, bool):
             raise ValueError(f"bn_affine must be true or false, got {self.bn_affine!r}")
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {self.reset!r}")
 
 
 # field -> (lowest, highest, lowest excluded)
@@ -90,7 +96,8 @@ _BOUNDS: dict[str, tuple[float, float, bool]] = {
     "stop_z": (-_BIG, _BIG, False), "min_agreement": (0.0, 1.0, False),
     "warmup_steps": (0, _BIG, False), "replay_pool": (1, _BIG, False),
     "anchor_pool": (1, _BIG, False), "saliency": (0.0, 1.0, True), "perturb": (0.0, 1.0, False),
-    "coupling_noise": (0.0, 10.0, False),
+    "coupling_noise": (0.0, 10.0, False), "reset_steps": (1, _BIG, False),
+    "reset_lr": (0.0, 10.0, True),
 }
 
 
@@ -122,16 +129,40 @@ class DistributionMatching(Unlearner):
                                 cfg.coupling_noise)
         work = trainable_copy(original, start, cfg.bn_affine)
         net = work.suffix  # BN running statistics stay the original's (§4)
-        perturb(net, cfg.perturb, task.seed)
+        reset = applies(cfg.reset, task.forget_class, start, len(original.stages()))
+        gen = torch.Generator().manual_seed(task.seed)
+        probe = torch.randperm(len(streams.forget), generator=gen)[: cfg.probe_size]
+        if reset:  # the rebuilt suffix is the result; the stopping test is recorded (§14)
+            rebuild(net, frozen.suffix, streams,
+                    lambda logits: task.scenario.anchor_targets(task.target, logits),
+                    cfg.reset_steps, cfg.reset_lr, cfg.utility_batch_size, task.seed, device)
+            statistic, agreement, done = stop_statistic(net, task, streams, probe, cfg, device)
+            setup_seconds = time.perf_counter() - started
+            steps, stopped, trace = 0, "rebuilt", [(0, round(statistic, 4), round(agreement, 4))]
+        else:
+            perturb(net, cfg.perturb, task.seed)
+            setup_seconds = time.perf_counter() - started
+            steps, statistic, agreement, stopped, trace = self._match(net, task, streams,
+                                                                      targets, gen, probe, device)
+        self.report = {"steps": steps, "stop": stopped, "stop_statistic": statistic,
+                       "anchor_agreement": agreement, "trace": trace,
+                       "first_trainable_stage": start, "trainable_share": work.share(),
+                       "reset_applied": reset,
+                       "setup_seconds": setup_seconds, "temperature": targets.temperature,
+                       "seconds": time.perf_counter() - started, **asdict(cfg)}
+        return release(work)
+
+    def _match(self, net: torch.nn.Module, task: UnlearnTask, streams: Streams,
+               targets: MatchTargets, gen: torch.Generator, probe: torch.Tensor,
+               device: torch.device) -> tuple[int, float, float, str, list]:
+        """The matching loop (§3), until the stopping test (§5) passes or the budget ends."""
+        cfg = self.config
         opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr,
                                fused=True)  # CNN head, 300 steps: 0.03 s vs 0.07 s
         warmup = max(1, cfg.warmup_steps)  # Adam's first steps are sign-like: ramp them in
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         masks = saliency_masks(net, lambda: _forget_match(net, streams, targets, device),
                                cfg.saliency)
-        gen = torch.Generator().manual_seed(task.seed)
-        probe = torch.randperm(len(streams.forget), generator=gen)[: cfg.probe_size]
-        setup_seconds = time.perf_counter() - started
         steps, statistic, agreement, stopped = 0, float("nan"), float("nan"), "budget"
         trace: list[tuple[int, float, float]] = []
         bar = progress_bar(cfg.max_steps, f"unlearn dm ({task.scenario})")
@@ -153,12 +184,7 @@ class DistributionMatching(Unlearner):
                     stopped = "matched"
                     break
         bar.close()
-        self.report = {"steps": steps, "stop": stopped, "stop_statistic": statistic,
-                       "anchor_agreement": agreement, "trace": trace,
-                       "first_trainable_stage": start, "trainable_share": work.share(),
-                       "setup_seconds": setup_seconds, "temperature": targets.temperature,
-                       "seconds": time.perf_counter() - started, **asdict(cfg)}
-        return release(work)
+        return steps, statistic, agreement, stopped, trace
 
     def _step_loss(self, net: torch.nn.Module, streams: Streams, targets: MatchTargets,
                    gen: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -51,6 +51,8 @@ def test_bad_unlearning_settings_are_named(tmp_path: Path, unlearn: dict, where:
     ({"replay_weight": -0.5}, "replay_weight"), ({"min_agreement": 1.5}, "min_agreement"),
     ({"anchor_pool": 0}, "anchor_pool"), ({"stop_z": float("nan")}, "stop_z"),
     ({"max_steps": "many"}, "max_steps"), ({"bn_affine": 3}, "bn_affine"),
+    ({"reset": "always"}, "reset"), ({"reset_steps": 0}, "reset_steps"),
+    ({"reset_lr": 0.0}, "reset_lr"),
 ])
 def test_dm_values_that_would_fail_mid_batch_are_refused_on_load(tmp_path: Path, config: dict,
                                                                  field: str) -> None:

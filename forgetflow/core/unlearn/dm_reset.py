@@ -41,10 +41,11 @@ def reinitialise(net: nn.Module) -> None:
 def rebuild(net: nn.Module, original_net: nn.Module, streams: Streams, masked_targets,
             steps: int, lr: float, batch: int, seed: int, device: torch.device) -> None:
     """Re-initialise `net` and distil it (KL to the original's class-masked softmax) on the
-    replay and anchor pools, BatchNorm on batch statistics; then settle BN's running
-    statistics on those rows so eval mode (the rest of dm, and serving) is exact."""
+    replay and anchor pools (an empty one left out), BatchNorm on batch statistics; then
+    settle BN's running statistics on those rows so eval mode (the gate, serving) is exact."""
     replay_ref = masked_targets(logits_of(original_net, streams.replay, device))
-    pools = [(streams.replay, replay_ref), (streams.anchor, streams.anchor_ref)]
+    pools = [(pool, ref) for pool, ref in ((streams.replay, replay_ref),
+                                            (streams.anchor, streams.anchor_ref)) if len(pool)]
     reinitialise(net)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -52,7 +53,7 @@ def rebuild(net: nn.Module, original_net: nn.Module, streams: Streams, masked_ta
     gen = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(steps):
-        draws = [(pool, torch.randint(0, len(pool), (batch // 2,), generator=gen))
+        draws = [(pool, torch.randint(0, len(pool), (max(1, batch // len(pools)),), generator=gen))
                  for pool, _ in pools]
         out = net(gather(draws, device)).float()
         ref = torch.cat([r[idx] for (_, r), (_, idx) in zip(pools, draws, strict=True)])
@@ -67,7 +68,8 @@ def rebuild(net: nn.Module, original_net: nn.Module, streams: Streams, masked_ta
 
 @torch.no_grad()
 def settle_batchnorm(net: nn.Module, pools: list[Pool], device: torch.device) -> None:
-    """BN running statistics as the plain average over every row of the pools."""
+    """BN running statistics as the average of the statistics of the pools' chunks (up to
+    CHUNK rows each, every chunk weighing the same)."""
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return

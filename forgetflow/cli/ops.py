@@ -44,10 +44,33 @@ def _read_ids(path: Path) -> list[str]:
     return ids
 
 
+def _class_index(text: str, repo: Any) -> int:
+    """A class given by index ("3") or by name ("Trouser", "cat"): names are looked up in the
+    newest data version, exactly, then ignoring case when that finds one class only."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        pass
+    if not repo.exists():
+        raise UserInputError(f"--label {text!r} is not a number and there is no data version "
+                             "to look class names up in; run `forgetflow data prepare` first")
+    version = repo.version()
+    classes = [str(c) for c in version.info.get("classes") or []]
+    exact = [i for i, c in enumerate(classes) if c == text]
+    loose = [i for i, c in enumerate(classes) if c.casefold() == text.strip().casefold()]
+    if exact or len(loose) == 1:
+        return (exact or loose)[0]
+    listed = ", ".join(f"{i} {c}" for i, c in enumerate(classes))
+    what = "matches several classes ignoring case" if loose else "names no class"
+    raise UserInputError(f"--label {text!r} {what} of data version {version.tag} ({listed}); "
+                         "give the exact name or the index")
+
+
 def submit(kind: str = typer.Option(..., help="samples | subject | class | backdoor"),
            ids_file: Path = typer.Option(None, help="samples: one sample id per line"),
            subject: str = typer.Option(None, help="subject: the data owner's id"),
-           label: int = typer.Option(None, help="class: the label to forget"),
+           label: str = typer.Option(None, help="class: the label to forget, as its index or "
+                                     "its class name in the data version"),
            trigger: Path = typer.Option(None, help="backdoor: trigger spec JSON file"),
            idempotency_key: str = typer.Option(None, help="same key twice → one request"),
            model: str = typer.Option(None, help="registered model (default: params)"),
@@ -65,8 +88,10 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         from forgetflow.core.requests import DeletionRequest
         from forgetflow.pipeline.submission import validate_submission
 
+        ws = Workspace.from_env()
         raw: dict[str, Any] = {"kind": kind, "idempotency_key": idempotency_key,
-                               "model_name": model, "subject": subject, "label": label}
+                               "model_name": model, "subject": subject,
+                               "label": label and _class_index(label, DataRepo(ws))}
         if ids_file is not None:
             raw["ids"] = _read_ids(ids_file)
         if trigger is not None:
@@ -75,7 +100,6 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
             except (OSError, ValueError) as exc:  # JSON and UTF-8 decoding errors
                 raise UserInputError(f"cannot read trigger spec {trigger}: {exc}") from exc
         request = DeletionRequest.model_validate(raw)
-        ws = Workspace.from_env()
         name = request.model_name or load_params(params).registry.model_name
         ledger = Ledger.open(ws.ledger_url)
         existing = ledger.find_by_key(request.idempotency_key) if idempotency_key else None

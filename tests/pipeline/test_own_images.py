@@ -100,7 +100,7 @@ def test_own_folder_through_every_command(prefect_harness: None, params_file: Pa
     rids = [cli("request", "submit", "--kind", "subject", "--subject", "alice")["id"],
             cli("request", "submit", "--kind", "samples", "--ids-file",
                 str(tmp_path / "ids.txt"))["id"],
-            cli("request", "submit", "--kind", "class", "--label", str(owl))["id"]]
+            cli("request", "submit", "--kind", "class", "--label", "Owl É")["id"]]  # by name
     (tmp_path / "trigger.json").write_text(json.dumps(TRIGGER))
     rids.append(cli("request", "submit", "--kind", "backdoor", "--trigger",
                     str(tmp_path / "trigger.json"))["id"])

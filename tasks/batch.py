@@ -31,7 +31,7 @@ from forgetflow.pipeline.batch import (
     plan_stages,
 )
 from forgetflow.pipeline.batch import without_ids as cut
-from forgetflow.pipeline.lease import Lease
+from forgetflow.pipeline.lease import Lease, LeaseLost, error_line
 from forgetflow.pipeline.resume import recorded_verdict
 from forgetflow.pipeline.serving import honour_already_removed
 from forgetflow.pipeline.timing import Stopwatch
@@ -164,15 +164,29 @@ def unlearn_and_gate(run: BatchRun) -> None:
     run.lease.check()  # the fence, before this step writes anything
     s, p = run.state, run.params
     decisions: list[dict[str, Any]] = []
-    for method, config in p.unlearn.attempts():
-        with run.watch.lap("unlearn"):
-            outcome = unlearn_batch(method, config, s["parent"], s["spec"], s["recipe"],
-                                    s["stages"], s["bundle"].train, p.unlearn.seed)
-        run.lease.step("unlearned")
-        with run.watch.lap("evaluate"):
-            verdict = gate(outcome.model, s["parent"], s["stages"], s["bundle"],
-                           forgotten_classes(s["plan"]), p.gate, p.evaluation, p.unlearn.seed,
-                           s["base_bundle"].holdout, exact=method == "retrain")
+    attempts = p.unlearn.attempts()
+    for rung, (method, config) in enumerate(attempts, start=1):
+        try:
+            with run.watch.lap("unlearn"):
+                outcome = unlearn_batch(method, config, s["parent"], s["spec"], s["recipe"],
+                                        s["stages"], s["bundle"].train, p.unlearn.seed)
+            run.lease.step("unlearned")
+            with run.watch.lap("evaluate"):
+                verdict = gate(outcome.model, s["parent"], s["stages"], s["bundle"],
+                               forgotten_classes(s["plan"]), p.gate, p.evaluation,
+                               p.unlearn.seed, s["base_bundle"].holdout,
+                               exact=method == "retrain")
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a rung that crashes is a failed rung: the ladder climbs
+            if rung == len(attempts):
+                raise
+            decisions.append({"rung": rung, "method": method, "config": config,
+                              "seconds": 0.0, "gate": "error", "error": error_line(exc),
+                              "checks": []})
+            get_run_logger().warning("attempt %d (%s) raised %s", rung, method,
+                                     error_line(exc))
+            continue
         run.lease.step("gated")
         decisions.append({"rung": len(decisions) + 1, "method": method, "config": config,
                           "seconds": outcome.seconds, "gate": verdict.verdict,

@@ -14,7 +14,7 @@ from forgetflow.adapters.ledger import Ledger
 from forgetflow.adapters.ledger_batches import LeaseLost
 from forgetflow.core.faults import fault_point
 
-__all__ = ["Lease", "LeaseLost", "owner_id"]
+__all__ = ["Lease", "LeaseLost", "error_line", "owner_id"]
 
 
 def owner_id() -> str:

@@ -57,3 +57,15 @@ def test_rebuild_fits_the_masked_teacher_and_never_predicts_the_class() -> None:
     assert (out.argmax(1) != 2).all()
     agree = (out.argmax(1) == ref.argmax(1)).float().mean()
     assert agree > 0.9, agree
+
+
+def test_an_empty_pool_encodes_to_an_empty_pool_of_the_right_shape() -> None:
+    from forgetflow.core.models import build_model
+    from forgetflow.core.unlearn.dm_streams import Encoder
+    from forgetflow.core.unlearn.dm_trainable import Split
+
+    model = build_model("resnet8", 1, 4, 16, [0.5], [0.25]).eval()
+    encoder = Encoder(Split(model, 3).prefix, torch.device("cpu"))
+    pool = encoder.pool(torch.zeros(0, 1, 16, 16, dtype=torch.uint8), torch.zeros(0))
+    full = encoder.pool(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), torch.zeros(2))
+    assert len(pool) == 0 and pool.x.shape[1:] == full.x.shape[1:]

@@ -128,3 +128,12 @@ def test_class_anchor_keeps_the_other_classes_outputs_without_the_class() -> Non
         name = "samples" if other is SAMPLES else "backdoor"
         assert torch.allclose(other.anchor_targets(target_of(name), logits),
                               torch.softmax(logits, 1))
+
+
+def test_class_anchor_falls_back_to_the_class_own_unseen_rows_when_no_other_exists() -> None:
+    """A tiny folder whose unseen rows are all of the forgotten class: the anchor is those rows
+    (their target: the output without the class), never empty (an empty anchor crashed dm)."""
+    t = target_of("class")
+    assert sorted(set(CLASS.anchor(t).labels.tolist())) == [0, 1, 3]
+    only_k = CLASS.target(images(12, np.full(12, 2)), images(3, np.full(3, 2), 1), 2)
+    assert len(CLASS.anchor(only_k)) == 3

@@ -41,9 +41,13 @@ class ForgetClass(Scenario):
         return class_probe_acc(model, holdout, int(target.forget_class), seed)  # type: ignore
 
     def anchor(self, target: ForgetTarget) -> ImageSet:
-        """Unseen rows of the other classes: their outputs must not move."""
+        """Unseen rows of the other classes: their outputs must not move. A tiny source whose
+        unseen rows all belong to the class (a few images a folder) anchors on those instead:
+        their target is the original's output without the class, which is what they must
+        become (an empty anchor crashed dm)."""
         pool = target.third_party
-        return pool.where(pool.labels.numpy() != target.forget_class)
+        others = pool.where(pool.labels.numpy() != target.forget_class)
+        return others if len(others) else pool
 
     def anchor_targets(self, target: ForgetTarget, logits: torch.Tensor) -> torch.Tensor:
         """The original's distribution on the other classes' unseen rows, without the class:

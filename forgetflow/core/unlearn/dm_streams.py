@@ -69,7 +69,7 @@ class Encoder:
             return Pool(images, labels, encoded=False)
         self.prefix.eval()
         feats = [self.prefix(to_float(images[i: i + CHUNK]).to(self.device))
-                 for i in range(0, len(images), CHUNK)]
+                 for i in range(0, max(1, len(images)), CHUNK)]  # empty: a (0, ...) batch
         return Pool(torch.cat(feats), labels, encoded=True)
 
 

@@ -3,6 +3,7 @@ Registered onto the app by forgetflow.cli.app."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 from typing import Any, NoReturn
@@ -44,22 +45,30 @@ def _read_ids(path: Path) -> list[str]:
     return ids
 
 
-def _class_index(text: str, repo: Any) -> int:
-    """A class given by index ("3") or by name ("Trouser", "cat"): names are looked up in the
-    newest data version, exactly, then ignoring case when that finds one class only."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        pass
-    if not repo.exists():
+def _class_index(text: str, repo: Any) -> tuple[int, str | None]:
+    """A class given by name ("Trouser", "cat") or by index ("3"), with its name when the data
+    version lists one. An exact name wins (folders named 0..10 sort as text, so "2" may be the
+    name of class 3); then an index in ASCII digits; then a name ignoring case, when that
+    finds one class only."""
+    name = unicodedata.normalize("NFC", text.strip())
+    if not name:
+        raise UserInputError("--label is empty: give the class's index or its name")
+    classes: list[str] = []
+    version = repo.version() if repo.exists() else None
+    if version is not None:
+        classes = [unicodedata.normalize("NFC", str(c)) for c in version.info.get("classes")
+                   or []]
+    if name in classes:
+        return classes.index(name), name
+    if re.fullmatch(r"-?[0-9]+", name):
+        index = int(name)
+        return index, classes[index] if 0 <= index < len(classes) else None
+    if version is None:
         raise UserInputError(f"--label {text!r} is not a number and there is no data version "
                              "to look class names up in; run `forgetflow data prepare` first")
-    version = repo.version()
-    classes = [str(c) for c in version.info.get("classes") or []]
-    exact = [i for i, c in enumerate(classes) if c == text]
-    loose = [i for i, c in enumerate(classes) if c.casefold() == text.strip().casefold()]
-    if exact or len(loose) == 1:
-        return (exact or loose)[0]
+    loose = [i for i, c in enumerate(classes) if c.casefold() == name.casefold()]
+    if len(loose) == 1:
+        return loose[0], classes[loose[0]]
     listed = ", ".join(f"{i} {c}" for i, c in enumerate(classes))
     what = "matches several classes ignoring case" if loose else "names no class"
     raise UserInputError(f"--label {text!r} {what} of data version {version.tag} ({listed}); "
@@ -91,7 +100,11 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         ws = Workspace.from_env()
         raw: dict[str, Any] = {"kind": kind, "idempotency_key": idempotency_key,
                                "model_name": model, "subject": subject,
-                               "label": label and _class_index(label, DataRepo(ws))}
+                               "label": None}
+        if label is not None:
+            raw["label"], class_name = _class_index(label, DataRepo(ws))
+            if class_name is not None:
+                say(f"label {raw['label']} is class {class_name!r}")
         if ids_file is not None:
             raw["ids"] = _read_ids(ids_file)
         if trigger is not None:

@@ -178,7 +178,8 @@ class Ledger(BatchLedger):
         self.engine.dispose()
 
     def _row(self, session: Session, request_id: int) -> RequestRow:
-        row = session.get(RequestRow, request_id)
+        # an id past the database's 64-bit integers names no request (the driver would raise)
+        row = session.get(RequestRow, request_id) if abs(request_id) < 2**63 else None
         if row is None:
             raise LedgerError(f"no deletion request with id {request_id}")
         return row
@@ -264,11 +265,12 @@ class Ledger(BatchLedger):
     def withdraw(self, request_id: int, reason: str) -> RequestView:
         """A pending request becomes `rejected` with `reason`, in one conditional update, so a
         batch claiming it at the same moment wins cleanly (LedgerError: not pending)."""
+        self.get(request_id)  # LedgerError for an unknown id
         with self._session.begin() as s:
             done = s.execute(update(RequestRow).where(
                 RequestRow.id == request_id, RequestRow.status == "pending").values(
                 status="rejected", reason=reason, completed_at=utcnow())).rowcount
-        view = self.get(request_id)  # LedgerError for an unknown id
+        view = self.get(request_id)
         if not done:
             raise LedgerError(f"request {request_id} is {view.status}: only a pending request "
                               "can be withdrawn (a batch has taken it, or it is closed)")

@@ -61,6 +61,7 @@ def trigger_file(tmp: Path, text: str) -> str:
     return str(path)
 
 
+BIG = "9" * 20  # past 64-bit integers: no request, not an overflow
 CASES = {
     "unknown sample id": (lambda t: ["--kind", "samples", "--ids-file",
                                      ids_file(t, ["digits:train:99999"])], "unknown sample id"),
@@ -120,6 +121,9 @@ def test_bad_submission_changes_nothing(case: str, trained: dict, tmp_path: Path
     (["promote", "--version", "99", "--json"], "no version or alias '99'"),
     (["promote", "--json"], "no challenger to promote"),
     (["request", "show", "12345", "--json"], "no deletion request with id 12345"),
+    (["request", "show", BIG], f"no deletion request with id {BIG}"),
+    (["request", "withdraw", BIG, "--reason", "x"], f"no deletion request with id {BIG}"),
+    (["receipt", "verify", BIG], f"no deletion request with id {BIG}"),
     (["request", "list", "--status", "bogus"], "unknown status 'bogus'"),
     (["report", "champion", "--out", "."], "cannot write the report to ."),
 ])

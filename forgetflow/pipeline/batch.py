@@ -88,14 +88,18 @@ def _admit_in_order(accepted: dict[int, ForgetRequest], masks: dict[int, np.ndar
     Mutates `accepted` and `rejected`."""
     admitted: list[int] = []
     selection = None
+    is_train = manifest.split == "train"
     for rid in sorted(accepted):
         try:
             selection = check_selection([accepted[r] for r in [*admitted, rid]],
                                         [masks[r] for r in [*admitted, rid]], manifest)
             admitted.append(rid)
         except ForgetSetError as exc:
-            rejected[rid] = (f"together with request(s) {', '.join(map(str, admitted))} of the "
-                             f"same batch: {exc}")
+            mine = set(manifest.labels[masks[rid] & is_train].tolist())
+            shared = [r for r in admitted
+                      if mine & set(manifest.labels[masks[r] & is_train].tolist())]
+            rejected[rid] = (f"together with request(s) {', '.join(map(str, shared or admitted))}"
+                             f" of the same batch: {exc}")
     for rid in [r for r in accepted if r not in admitted]:
         del accepted[rid]
     return selection if admitted else None

@@ -31,13 +31,14 @@ def setup() -> tuple[Manifest, DataBundle]:
 def test_the_request_that_empties_a_class_is_refused_and_the_rest_stand() -> None:
     manifest, bundle = setup()
     plan = plan_batch({3: ForgetRequest("subject", subject="alice"),
-                       5: ForgetRequest("subject", subject="bob"),
-                       9: ForgetRequest("samples", ids=("c0",))}, manifest, bundle)
-    assert sorted(plan.accepted) == [3, 9]
-    assert "class(es) [0]" in plan.rejected[5] and "request(s) 3" in plan.rejected[5]
+                       4: ForgetRequest("samples", ids=("c0",)),
+                       5: ForgetRequest("subject", subject="bob")}, manifest, bundle)
+    assert sorted(plan.accepted) == [3, 4]
+    # it names the request it collides with (alice's class 0 rows), not the unrelated one
+    assert "class(es) [0]" in plan.rejected[5] and "request(s) 3 of" in plan.rejected[5]
     assert plan.selection is not None
     assert sorted(plan.selection.forget_ids.tolist()) == ["a0", "a1", "c0"]
-    assert set(plan.train_ids_of) == set(plan.drop_ids_of) == {3, 9}
+    assert set(plan.train_ids_of) == set(plan.drop_ids_of) == {3, 4}
 
 
 def test_a_batch_whose_requests_all_stand_is_unchanged() -> None:

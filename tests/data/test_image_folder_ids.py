@@ -107,6 +107,11 @@ def test_subjects_csv_names_each_images_subject(folder):
     assert (manifest.subject == "").sum() == len(manifest) - 5  # unlisted: no subject
 
 
+def test_subjects_csv_written_on_windows_is_read(folder):
+    (folder / "subjects.csv").write_text("path,subject\r\ntrain\\cat\\img001.jpg,alice\r\n")
+    assert load_image_folder(folder).subjects["train/cat/img001.jpg"] == "alice"
+
+
 def test_subjects_csv_lines_naming_no_image_are_reported(folder):
     cats = sorted(p.relative_to(folder).as_posix() for p in (folder / "train" / "cat").iterdir())
     write_subjects(folder, [(cats[0], "alice"), ("train/cat/deleted.png", "alice"),
@@ -122,6 +127,8 @@ def test_subjects_csv_lines_naming_no_image_are_reported(folder):
     ("path,subject\ntrain/cat/x.png,a\ntrain/cat/x.png,b\n", "two subjects"),
     ("path,subject\ncat/img001.jpg,a\n", "line 2: the path must start with train/ or test/"),
     ("path,subject\ntrain/cat/x.png,a\ntest/dog/y.png,b\n", "names none of the images"),
+    ("path,subject\ntrain/cat/img001.jpg,tab\there\n", "line 2: a subject is at most 200"),
+    ("path,subject\ntrain/cat/img001.jpg," + "a" * 201 + "\n", "line 2: a subject is at most"),
 ])
 def test_malformed_subjects_csv_is_a_clear_error(folder, text, message):
     (folder / "subjects.csv").write_text(text)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forgetflow.core.data.raw import DataSourceError, RawSource, RawSplit
+from forgetflow.core.requests import MAX_TEXT, PRINTABLE
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -146,7 +147,12 @@ def read_subjects(text: str, where: str) -> dict[str, str]:
             continue
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise DataSourceError(f"{where} line {n}: expected a path and a subject")
-        path = _nfc(row[0].strip().lstrip("./"))
+        path = _nfc(row[0].strip().replace("\\", "/").lstrip("./"))  # Windows separators too
+        subject = row[1].strip()
+        if len(subject) > MAX_TEXT or not re.fullmatch(PRINTABLE, subject):
+            raise DataSourceError(f"{where} line {n}: a subject is at most {MAX_TEXT} printable "
+                                  "characters (no tabs or control characters), as a subject "
+                                  "request must name it")
         if path.split("/", 1)[0] not in IMAGE_SPLITS:
             raise DataSourceError(f"{where} line {n}: the path must start with "
                                   f"{' or '.join(s + '/' for s in IMAGE_SPLITS)}; got {path}")

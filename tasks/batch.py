@@ -24,6 +24,7 @@ from forgetflow.core.params import Params
 from forgetflow.core.requests import forget_request_from
 from forgetflow.pipeline import lineage
 from forgetflow.pipeline.batch import (
+    adopt_rescanned,
     class_reference_pool,
     forget_rows,
     forgotten_classes,
@@ -94,11 +95,14 @@ def plan_requests(run: BatchRun) -> bool:
     exclusions = DataRepo(ws).exclusions(s["base"])
     # rows the parent trained on that a re-scan dropped (their files were deleted): this
     # batch's forget set holds them anyway, so a request naming them is not "never in the data"
-    rescanned = set(s["parent_bundle"].train.ids.tolist()) - set(manifest.ids.tolist())
+    rescanned = frozenset(set(s["parent_bundle"].train.ids.tolist()) - set(manifest.ids.tolist())
+                          - set(exclusions.ids))
+    requests = ledger_tasks.open_requests(run.opened.request_ids)
     with run.watch.lap("extract"):
-        s["plan"] = plan_batch(ledger_tasks.open_requests(run.opened.request_ids), manifest,
-                               s["base_bundle"], frozenset(exclusions.ids | rescanned),
+        s["plan"] = plan_batch(requests, manifest, s["base_bundle"],
+                               frozenset(exclusions.ids | rescanned),
                                frozenset(run.ledger.subjects_removed(run.opened.model_name)))
+        adopt_rescanned(s["plan"], requests, rescanned)
     s["plan"].inherited, s["plan"].inherited_ids_of = inherited_requests(run, s["base"].number,
                                                                          exclusions)
     run.lease.step("planned")

@@ -105,6 +105,31 @@ def _admit_in_order(accepted: dict[int, ForgetRequest], masks: dict[int, np.ndar
     return selection if admitted else None
 
 
+def adopt_rescanned(plan: BatchPlan, requests: dict[int, ForgetRequest],
+                    rescanned: frozenset[str]) -> list[int]:
+    """Sample requests that named only rows a re-scan dropped (their files were deleted) while
+    the parent model still holds them. This batch forgets those rows in any case (every row
+    the parent saw that the new version lacks), so each such request becomes this batch's,
+    with those rows as its own, and the new version's exclusions name it. Returns the ids."""
+    adopted = {rid: set(requests[rid].ids) & rescanned for rid in sorted(plan.already_removed)
+               if requests[rid].kind == "samples"}
+    adopted = {rid: own for rid, own in adopted.items() if own}
+    if not adopted:
+        return []
+    for rid, own in adopted.items():
+        del plan.already_removed[rid]
+        plan.accepted[rid] = requests[rid]
+        plan.train_ids_of[rid] = plan.drop_ids_of[rid] = own
+    extra = set().union(*adopted.values())
+    old = plan.selection or ForgetSelection(np.asarray([], dtype=object),
+                                            np.asarray([], dtype=object))
+    plan.selection = ForgetSelection(
+        np.asarray(sorted(set(old.forget_ids.tolist()) | extra), dtype=object),
+        np.asarray(sorted(set(old.drop_ids.tolist()) | extra), dtype=object),
+        [*old.per_request, *(len(own) for own in adopted.values())])
+    return sorted(adopted)
+
+
 @dataclass(frozen=True)
 class Stage:
     """One unlearning pass of a batch: its name in records and what it forgets."""

@@ -28,6 +28,24 @@ def _subjects_removed(repo: DataRepo, model_name: str, kind: str) -> frozenset[s
     return frozenset(Ledger.open(repo.ws.ledger_url).subjects_removed(model_name))
 
 
+def _rescanned(repo: DataRepo, registry: Registry, model_name: str, head) -> frozenset[str]:
+    """Training rows the next batch's parent model holds that a re-scan of the source dropped
+    (their files were deleted, or a request's batch failed): a request naming them is the next
+    batch's to honour, not a request for ids "never in the data"."""
+    from forgetflow.adapters.registry import RegistryError
+    from forgetflow.pipeline.parent import parent_of
+
+    try:
+        tag = parent_of(registry, model_name).tag("data_version")
+    except RegistryError:
+        return frozenset()
+    if not tag or tag == head.tag:
+        return frozenset()
+    parent = repo.manifest(repo.version(tag))
+    return frozenset(set(parent.ids[parent.split == "train"].tolist())
+                     - set(repo.manifest(head).ids.tolist()))
+
+
 def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
                         model_name: str) -> int:
     """Check a request before it is stored; returns how many training samples it names.
@@ -47,6 +65,8 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             sel = extract([req], manifest, bundle.train.images, bundle.num_classes,
                           train_labels=bundle.train.labels)
         else:
+            if req.kind == "samples":
+                removed |= _rescanned(repo, registry, model_name, head)
             manifest = repo.manifest(head).without(removed)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,
                           removed, _subjects_removed(repo, model_name, req.kind))

@@ -50,3 +50,35 @@ def test_a_request_survives_the_rescan_that_drops_one_of_its_images(
     assert batch["data_version"] == "v3"
     kept = set(repo.manifest(repo.version("v3")).ids.tolist())
     assert not kept & set(named)
+
+
+def test_requests_for_images_deleted_and_rescanned_away_are_honoured(
+        prefect_harness: None, params_file: Path, tmp_path: Path) -> None:
+    """The request names only the deleted image (pending before the re-scan, or submitted
+    after it): the serving model still holds the row, so the next batch forgets it for that
+    request, and the request ends `done` once its version serves."""
+    root = write_folder(tmp_path / "images", per_class=30, test_per_class=8)
+    folder_params(params_file, f"folder:{root}")
+    cli("data", "prepare")
+    cli("train", "--epochs", "2")
+    repo = DataRepo(Workspace.from_env())
+    manifest = repo.manifest(repo.version())
+    first, second = sorted(manifest.ids[manifest.split == "train"].tolist())[:2]
+    (tmp_path / "first.txt").write_text(first + "\n")
+    pending = cli("request", "submit", "--kind", "samples", "--ids-file",
+                  str(tmp_path / "first.txt"))["id"]
+    for sid in (first, second):
+        (root / "train" / parse_sample_id(sid)[2]).unlink()
+    assert cli("data", "prepare")["data_version"] == "v2"
+    (tmp_path / "second.txt").write_text(second + "\n")
+    late = cli("request", "submit", "--kind", "samples", "--ids-file",
+               str(tmp_path / "second.txt"))["id"]  # used to be "never in the data"
+    batch = cli("process")
+    assert sorted(batch["request_ids"]) == [pending, late] and not batch["rejected"], batch
+    assert batch["gate"] == "passed"
+    cli("promote")
+    ledger = Ledger(Workspace.from_env().ledger_url)
+    for rid in (pending, late):
+        assert ledger.get(rid).status == "done", ledger.get(rid).reason
+    excluded = {row[0]: row[1] for row in repo.exclusions(repo.version("v3")).rows}
+    assert excluded[first] == str(pending) and excluded[second] == str(late)

@@ -28,14 +28,20 @@ def cli(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_a_request_survives_the_rescan_that_drops_one_of_its_images(
-        prefect_harness: None, params_file: Path, tmp_path: Path) -> None:
+def trained_folder(params_file: Path, tmp_path: Path):
+    """A folder of images, data v1 and a champion trained on it."""
     root = write_folder(tmp_path / "images", per_class=30, test_per_class=8)
     folder_params(params_file, f"folder:{root}")
     cli("data", "prepare")
     cli("train", "--epochs", "2")
     repo = DataRepo(Workspace.from_env())
     manifest = repo.manifest(repo.version())
+    return root, repo, manifest
+
+
+def test_a_request_survives_the_rescan_that_drops_one_of_its_images(
+        prefect_harness: None, params_file: Path, tmp_path: Path) -> None:
+    root, repo, manifest = trained_folder(params_file, tmp_path)
     named = sorted(manifest.ids[manifest.split == "train"].tolist())[:3]
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text("\n".join(named) + "\n")
@@ -57,12 +63,7 @@ def test_requests_for_images_deleted_and_rescanned_away_are_honoured(
     """The request names only the deleted image (pending before the re-scan, or submitted
     after it): the serving model still holds the row, so the next batch forgets it for that
     request, and the request ends `done` once its version serves."""
-    root = write_folder(tmp_path / "images", per_class=30, test_per_class=8)
-    folder_params(params_file, f"folder:{root}")
-    cli("data", "prepare")
-    cli("train", "--epochs", "2")
-    repo = DataRepo(Workspace.from_env())
-    manifest = repo.manifest(repo.version())
+    root, repo, manifest = trained_folder(params_file, tmp_path)
     first, second = sorted(manifest.ids[manifest.split == "train"].tolist())[:2]
     (tmp_path / "first.txt").write_text(first + "\n")
     pending = cli("request", "submit", "--kind", "samples", "--ids-file",

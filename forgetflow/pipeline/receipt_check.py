@@ -235,9 +235,11 @@ def verify_receipt(ws: Workspace, request_id: int) -> dict[str, Any]:
     view = ledger.get(request_id)
     receipt = view.receipt
     if not receipt:
-        checks = [Check("ledger", "request has a receipt", False, None,
-                        f"none yet: the request is {view.status}, and a receipt is written "
-                        "only once it is done (the serving model no longer holds its data)")]
+        found = (f"none: the request was rejected ({view.reason}), so it never gets one"
+                 if view.status == "rejected" else
+                 f"none yet: the request is {view.status}, and a receipt is written only once "
+                 "it is done (the serving model no longer holds its data)")
+        checks = [Check("ledger", "request has a receipt", False, None, found)]
     else:
         registry, repo = Registry(ws), DataRepo(ws)
         named = _named(repo, ledger, view, receipt)

@@ -27,6 +27,8 @@ def test_withdraw_a_pending_request_only(trained: dict) -> None:
     assert not ledger.has_work("ff-test")  # nothing left for a batch to claim
     again = runner.invoke(app, ["request", "withdraw", str(rid)])
     assert again.exit_code == 2 and "is rejected: only a pending request" in again.stderr
+    receipt = runner.invoke(app, ["receipt", "verify", str(rid), "--json"])
+    assert receipt.exit_code == 1 and "was rejected (wrong class" in receipt.stdout
     unknown = runner.invoke(app, ["request", "withdraw", "9999"])
     assert unknown.exit_code == 2 and "9999" in unknown.stderr
     taken = json.loads(runner.invoke(app, ["request", "submit", "--kind", "class", "--label",

@@ -109,9 +109,11 @@ def plan_requests(run: BatchRun) -> bool:
     ledger_tasks.reject(s["plan"].rejected, run.owner)
     run.lease.step("rejected")
     if s["plan"].already_removed:  # honoured by the version that removed their rows
-        ledger_tasks.reject(honour_already_removed(
-            ws, run.opened.model_name, sorted(s["plan"].already_removed), exclusions,
-            run.params.registry.serving_aliases), run.owner)
+        refused = honour_already_removed(ws, run.opened.model_name,
+                                         sorted(s["plan"].already_removed), exclusions,
+                                         run.params.registry.serving_aliases)
+        ledger_tasks.reject(refused, run.owner)
+        s["plan"].rejected.update(refused)  # the batch's output lists them too
     if s["plan"].accepted:
         return True
     run.ledger.finish_batch(batch_id, "rejected", "rejected", None, None, owner=run.owner)

@@ -101,10 +101,9 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
         raw: dict[str, Any] = {"kind": kind, "idempotency_key": idempotency_key,
                                "model_name": model, "subject": subject,
                                "label": None}
+        class_name = None
         if label is not None:
             raw["label"], class_name = _class_index(label, DataRepo(ws))
-            if class_name is not None:
-                say(f"label {raw['label']} is class {class_name!r}")
         if ids_file is not None:
             raw["ids"] = _read_ids(ids_file)
         if trigger is not None:
@@ -120,6 +119,8 @@ def submit(kind: str = typer.Option(..., help="samples | subject | class | backd
             count = validate_submission(request, DataRepo(ws), Registry(ws), name)
             say(f"request names {count} training sample(s)")
         view, created = ledger.submit(request, name)
+        if class_name is not None:  # said once it stands, so an error stays one line
+            say(f"label {raw['label']} is class {class_name!r}")
         say(f"request {view.id} {'submitted' if created else 'already exists (same key)'}")
         emit({"id": view.id, "status": view.status}, as_json)
 

@@ -173,15 +173,7 @@ def unlearn_and_gate(run: BatchRun) -> None:
     attempts = p.unlearn.attempts()
     for rung, (method, config) in enumerate(attempts, start=1):
         try:
-            with run.watch.lap("unlearn"):
-                outcome = unlearn_batch(method, config, s["parent"], s["spec"], s["recipe"],
-                                        s["stages"], s["bundle"].train, p.unlearn.seed)
-            run.lease.step("unlearned")
-            with run.watch.lap("evaluate"):
-                verdict = gate(outcome.model, s["parent"], s["stages"], s["bundle"],
-                               forgotten_classes(s["plan"]), p.gate, p.evaluation,
-                               p.unlearn.seed, s["base_bundle"].holdout,
-                               exact=method == "retrain")
+            outcome, verdict = _attempt(run, method, config)
         except LeaseLost:
             raise
         except Exception as exc:  # a rung that crashes is a failed rung: the ladder climbs
@@ -208,6 +200,20 @@ def unlearn_and_gate(run: BatchRun) -> None:
     run.ledger.update_batch(run.opened.batch_id, owner=run.owner, decisions=decisions,
                             gate=verdict.verdict)
     run.lease.step("decisions-recorded")
+
+
+def _attempt(run: BatchRun, method: str, config: dict[str, Any]) -> tuple[Any, Any]:
+    """One rung: unlearn with (method, config), then the gate on the result."""
+    s, p = run.state, run.params
+    with run.watch.lap("unlearn"):
+        outcome = unlearn_batch(method, config, s["parent"], s["spec"], s["recipe"],
+                                s["stages"], s["bundle"].train, p.unlearn.seed)
+    run.lease.step("unlearned")
+    with run.watch.lap("evaluate"):
+        verdict = gate(outcome.model, s["parent"], s["stages"], s["bundle"],
+                       forgotten_classes(s["plan"]), p.gate, p.evaluation, p.unlearn.seed,
+                       s["base_bundle"].holdout, exact=method == "retrain")
+    return outcome, verdict
 
 
 @task(name="register-batch-model", **STEP)

@@ -6,6 +6,9 @@ import hashlib
 
 import numpy as np
 
+MAX_TEXT = 200  # ids, subjects, keys and model names; longer input would only bloat errors
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (tabs and newlines included)
+
 
 def isin_ids(ids: np.ndarray, others: object) -> np.ndarray:
     """Membership of sample ids, in O((n+m) log) time: numpy's isin compares object arrays

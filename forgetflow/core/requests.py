@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from forgetflow.core.data.manifest import ManifestError, parse_sample_id
 from forgetflow.core.forget import KINDS, ForgetRequest
+from forgetflow.core.ids import MAX_TEXT, PRINTABLE
 
 if TYPE_CHECKING:  # pulls in torch; the ledger verbs of the CLI must not
     from forgetflow.core.triggers import TriggerSpec
@@ -20,9 +21,7 @@ if TYPE_CHECKING:  # pulls in torch; the ledger verbs of the CLI must not
 Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
 NonNegInt = Annotated[int, Field(ge=0)]
 MAX_IDS = 100_000  # more rows than any built-in dataset's train split: a bigger list is a mistake
-MAX_TEXT = 200  # ids, subjects, keys and model names; longer input would only bloat errors
 # printable text only: control characters (NUL above all) break SQL drivers and terminals
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=PRINTABLE)]
 SampleId = Text  # the ledger's sample-id column holds MAX_TEXT characters
 

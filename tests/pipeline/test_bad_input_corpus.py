@@ -81,8 +81,9 @@ SUBMIT = ("request", "submit")
 NOT_AN_ID = r"Invalid value for 'request_id'"
 CLI = [
     ("unknown kind", lambda t: ["--kind", "forget-everything"], r"kind"),
-    ("label not an integer", lambda t: ["--kind", "class", "--label", "abc"], r"'--label'"),
-    ("label NaN", lambda t: ["--kind", "class", "--label", "nan"], r"'--label'"),
+    ("label not an integer", lambda t: ["--kind", "class", "--label", "abc"],
+     r"--label 'abc' names no class"),
+    ("label NaN", lambda t: ["--kind", "class", "--label", "nan"], r"--label 'nan' names no class"),
     ("label negative", lambda t: ["--kind", "class", "--label", "-1"], r"label"),
     ("label outside label space", lambda t: ["--kind", "class", "--label", "10"],
      r"label: class 10 is outside the label space"),

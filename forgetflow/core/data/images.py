@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from forgetflow.core.data.raw import DataSourceError, RawSource, RawSplit
-from forgetflow.core.requests import MAX_TEXT, PRINTABLE
+from forgetflow.core.ids import MAX_TEXT, PRINTABLE
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from forgetflow.core.forget import KINDS, AlreadyRemoved, extract
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from forgetflow.adapters.datarepo import DataRepo
     from forgetflow.adapters.registry import Registry
     from forgetflow.core.requests import DeletionRequest
@@ -28,7 +30,8 @@ def _subjects_removed(repo: DataRepo, model_name: str, kind: str) -> frozenset[s
     return frozenset(Ledger.open(repo.ws.ledger_url).subjects_removed(model_name))
 
 
-def _rescanned(repo: DataRepo, registry: Registry, model_name: str, head) -> frozenset[str]:
+def _rescanned(repo: DataRepo, registry: Registry, model_name: str, head,
+               head_ids: np.ndarray) -> frozenset[str]:
     """Training rows the next batch's parent model holds that a re-scan of the source dropped
     (their files were deleted, or a request's batch failed): a request naming them is the next
     batch's to honour, not a request for ids "never in the data"."""
@@ -42,8 +45,7 @@ def _rescanned(repo: DataRepo, registry: Registry, model_name: str, head) -> fro
     if not tag or tag == head.tag:
         return frozenset()
     parent = repo.manifest(repo.version(tag))
-    return frozenset(set(parent.ids[parent.split == "train"].tolist())
-                     - set(repo.manifest(head).ids.tolist()))
+    return frozenset(set(parent.ids[parent.split == "train"].tolist()) - set(head_ids.tolist()))
 
 
 def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
@@ -65,9 +67,10 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
             sel = extract([req], manifest, bundle.train.images, bundle.num_classes,
                           train_labels=bundle.train.labels)
         else:
+            manifest = repo.manifest(head)
             if req.kind == "samples":
-                removed |= _rescanned(repo, registry, model_name, head)
-            manifest = repo.manifest(head).without(removed)
+                removed |= _rescanned(repo, registry, model_name, head, manifest.ids)
+            manifest = manifest.without(removed)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,
                           removed, _subjects_removed(repo, model_name, req.kind))
     except AlreadyRemoved:

@@ -156,10 +156,10 @@ def read_subjects(text: str, where: str) -> dict[str, str]:
         if path.split("/", 1)[0] not in IMAGE_SPLITS:
             raise DataSourceError(f"{where} line {n}: the path must start with "
                                   f"{' or '.join(s + '/' for s in IMAGE_SPLITS)}; got {path}")
-        if path in subjects and subjects[path] != row[1].strip():
+        if path in subjects and subjects[path] != subject:
             raise DataSourceError(f"{where} line {n}: the path is listed twice with two "
                                   "subjects")
-        subjects[path] = row[1].strip()
+        subjects[path] = subject
     return subjects
 
 
@@ -191,7 +191,7 @@ def decode_source(
                                                     dtype=np.int64),
                                  np.asarray([e.key for e in rows], dtype=object))
     listed = {f.path: f for f in files}
-    subjects = None
+    subjects, unmatched = None, ()
     if SUBJECTS_FILE in listed:
         by_path = read_subjects(read(listed[SUBJECTS_FILE]).decode("utf-8-sig"),
                                 listed[SUBJECTS_FILE].location)
@@ -203,5 +203,4 @@ def decode_source(
                 f"{listed[SUBJECTS_FILE].location} names none of the images: its paths are "
                 f"relative to the source root, e.g. {next(iter(subjects), 'train/<class>/<file>')}"
                 f" (its first: {unmatched[0]})")
-        return RawSource(name, classes, splits["train"], splits["test"], subjects, unmatched)
-    return RawSource(name, classes, splits["train"], splits["test"], subjects)
+    return RawSource(name, classes, splits["train"], splits["test"], subjects, unmatched)

@@ -11,6 +11,8 @@ features put them, as under Retrain (docs/method.md §14).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,8 +40,9 @@ def reinitialise(net: nn.Module) -> None:
             m.reset_running_stats()
 
 
-def rebuild(net: nn.Module, original_net: nn.Module, streams: Streams, masked_targets,
-            steps: int, lr: float, batch: int, seed: int, device: torch.device) -> None:
+def rebuild(net: nn.Module, original_net: nn.Module, streams: Streams,
+            masked_targets: Callable[[torch.Tensor], torch.Tensor], steps: int, lr: float,
+            batch: int, seed: int, device: torch.device) -> None:
     """Re-initialise `net` and distil it (KL to the original's class-masked softmax) on the
     replay and anchor pools (an empty one left out), BatchNorm on batch statistics; then
     settle BN's running statistics on those rows so eval mode (the gate, serving) is exact."""

@@ -87,21 +87,22 @@ def plan_requests(run: BatchRun) -> bool:
     s, batch_id = run.state, run.opened.batch_id
     with run.watch.lap("load_data"):
         s["base"], s["base_bundle"], manifest = load_data(planning_base(batch_id))
-        s["parent_bundle"] = s["base_bundle"] if s["base"].tag == run.batch[
-            "parent_data_version"] else load_data(run.batch["parent_data_version"])[1]
+        s["parent_bundle"], parent = (s["base_bundle"], manifest) if s["base"].tag == run.batch[
+            "parent_data_version"] else load_data(run.batch["parent_data_version"])[1:]
     s["manifest"] = manifest
     run.lease.step("data-loaded")
     ws = Workspace.from_env()
     exclusions = DataRepo(ws).exclusions(s["base"])
     # rows the parent trained on that a re-scan dropped (their files were deleted): this
-    # batch's forget set holds them anyway, so a request naming them is not "never in the data"
-    rescanned = frozenset(set(s["parent_bundle"].train.ids.tolist()) - set(manifest.ids.tolist())
-                          - set(exclusions.ids))
+    # batch's forget set holds them anyway, so a request naming them (by id or by subject)
+    # is not one for rows "never in the data"
+    rescanned = parent.train_rows_missing_from(manifest, frozenset(exclusions.ids))
     requests = ledger_tasks.open_requests(run.opened.request_ids)
     with run.watch.lap("extract"):
         s["plan"] = plan_batch(requests, manifest, s["base_bundle"],
-                               frozenset(exclusions.ids | rescanned),
-                               frozenset(run.ledger.subjects_removed(run.opened.model_name)))
+                               frozenset(exclusions.ids) | frozenset(rescanned.ids.tolist()),
+                               frozenset(run.ledger.subjects_removed(run.opened.model_name))
+                               | frozenset(map(str, rescanned.subject.tolist())))
         adopt_rescanned(s["plan"], requests, rescanned)
     s["plan"].inherited, s["plan"].inherited_ids_of = inherited_requests(run, s["base"].number,
                                                                          exclusions)

@@ -106,13 +106,15 @@ def _admit_in_order(accepted: dict[int, ForgetRequest], masks: dict[int, np.ndar
 
 
 def adopt_rescanned(plan: BatchPlan, requests: dict[int, ForgetRequest],
-                    rescanned: frozenset[str]) -> list[int]:
-    """Sample requests that named only rows a re-scan dropped (their files were deleted) while
-    the parent model still holds them. This batch forgets those rows in any case (every row
-    the parent saw that the new version lacks), so each such request becomes this batch's,
-    with those rows as its own, and the new version's exclusions name it. Returns the ids."""
-    adopted = {rid: set(requests[rid].ids) & rescanned for rid in sorted(plan.already_removed)
-               if requests[rid].kind == "samples"}
+                    rescanned: Manifest) -> list[int]:
+    """Sample and subject requests that named only rows a re-scan dropped (their files were
+    deleted) while the parent model still holds them (`rescanned`: those rows of the parent's
+    manifest). This batch forgets those rows in any case (every row the parent saw that the
+    new version lacks), so each such request becomes this batch's, with those rows as its
+    own, and the new version's exclusions name it. Returns the ids."""
+    gone = set(rescanned.ids.tolist())
+    adopted = {rid: _rescanned_rows(requests[rid], rescanned, gone)
+               for rid in sorted(plan.already_removed)}
     adopted = {rid: own for rid, own in adopted.items() if own}
     if not adopted:
         return []
@@ -128,6 +130,14 @@ def adopt_rescanned(plan: BatchPlan, requests: dict[int, ForgetRequest],
         np.asarray(sorted(set(old.drop_ids.tolist()) | extra), dtype=object),
         [*old.per_request, *(len(own) for own in adopted.values())])
     return sorted(adopted)
+
+
+def _rescanned_rows(req: ForgetRequest, rescanned: Manifest, gone: set[str]) -> set[str]:
+    if req.kind == "samples":
+        return set(req.ids) & gone
+    if req.kind == "subject":
+        return set(rescanned.ids[rescanned.subject == req.subject].tolist())
+    return set()
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 from forgetflow.core.forget import KINDS, AlreadyRemoved, extract
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from forgetflow.adapters.datarepo import DataRepo
     from forgetflow.adapters.registry import Registry
+    from forgetflow.core.data.manifest import Manifest
     from forgetflow.core.requests import DeletionRequest
 
 
@@ -31,21 +30,20 @@ def _subjects_removed(repo: DataRepo, model_name: str, kind: str) -> frozenset[s
 
 
 def _rescanned(repo: DataRepo, registry: Registry, model_name: str, head,
-               head_ids: np.ndarray) -> frozenset[str]:
+               manifest: Manifest) -> Manifest | None:
     """Training rows the next batch's parent model holds that a re-scan of the source dropped
-    (their files were deleted, or a request's batch failed): a request naming them is the next
-    batch's to honour, not a request for ids "never in the data"."""
+    (their files were deleted, or a request's batch failed): a request naming them (by id or
+    by subject) is the next batch's to honour, not one for rows "never in the data"."""
     from forgetflow.adapters.registry import RegistryError
     from forgetflow.pipeline.parent import parent_of
 
     try:
         tag = parent_of(registry, model_name).tag("data_version")
     except RegistryError:
-        return frozenset()
+        return None
     if not tag or tag == head.tag:
-        return frozenset()
-    parent = repo.manifest(repo.version(tag))
-    return frozenset(set(parent.ids[parent.split == "train"].tolist()) - set(head_ids.tolist()))
+        return None
+    return repo.manifest(repo.version(tag)).train_rows_missing_from(manifest)
 
 
 def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Registry,
@@ -68,11 +66,15 @@ def validate_submission(request: DeletionRequest, repo: DataRepo, registry: Regi
                           train_labels=bundle.train.labels)
         else:
             manifest = repo.manifest(head)
-            if req.kind == "samples":
-                removed |= _rescanned(repo, registry, model_name, head, manifest.ids)
+            subjects = _subjects_removed(repo, model_name, req.kind)
+            if req.kind in ("samples", "subject"):
+                dropped = _rescanned(repo, registry, model_name, head, manifest)
+                if dropped is not None:
+                    removed |= frozenset(dropped.ids.tolist())
+                    subjects |= frozenset(map(str, dropped.subject.tolist()))
             manifest = manifest.without(removed)
             sel = extract([req], manifest, None, len(head.info.get("classes") or []) or None,
-                          removed, _subjects_removed(repo, model_name, req.kind))
+                          removed, subjects)
     except AlreadyRemoved:
         return 0  # earlier requests removed every row: the next batch honours it at once
     except ValueError as exc:  # ForgetSetError and TriggerError are ValueErrors

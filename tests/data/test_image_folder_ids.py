@@ -128,6 +128,8 @@ def test_subjects_csv_lines_naming_no_image_are_reported(folder):
     ("path,subject\ncat/img001.jpg,a\n", "line 2: the path must start with train/ or test/"),
     ("path,subject\ntrain/cat/x.png,a\ntest/dog/y.png,b\n", "names none of the images"),
     ("path,subject\ntrain/cat/img001.jpg,tab\there\n", "line 2: a subject is at most 200"),
+    ("path,subject\n", "has a header but no path,subject line"),
+    ("path,subject\r\n\r\n", "has a header but no path,subject line"),
     ("path,subject\ntrain/cat/img001.jpg," + "a" * 201 + "\n", "line 2: a subject is at most"),
 ])
 def test_malformed_subjects_csv_is_a_clear_error(folder, text, message):

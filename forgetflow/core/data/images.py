@@ -160,6 +160,9 @@ def read_subjects(text: str, where: str) -> dict[str, str]:
             raise DataSourceError(f"{where} line {n}: the path is listed twice with two "
                                   "subjects")
         subjects[path] = subject
+    if not subjects:  # a file naming nobody would silently turn every subject request away
+        raise DataSourceError(f"{where} has a header but no path,subject line: list the images' "
+                              "subjects, or remove the file to keep the synthetic subjects")
     return subjects
 
 

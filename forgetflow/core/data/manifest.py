@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from forgetflow.core.data.sources import RawSource
+from forgetflow.core.ids import isin_ids
 
 SPLITS = ("train", "third_party", "holdout", "test")
 THIRD_PARTY_SPLITS = ("third_party", "holdout")  # the whole never-trained-on pool
@@ -52,6 +53,14 @@ class Manifest:
         # take its sort-based path
         drop = np.asarray(sorted(map(str, ids)), dtype=str)
         return self.select(~np.isin(self.ids.astype(str), drop))
+
+    def train_rows_missing_from(self, later: Manifest,
+                                excluded: frozenset[str] = frozenset()) -> Manifest:
+        """This version's training rows that a later version lacks and no request excluded:
+        rows a re-scan of the source dropped (their files were deleted) while a model trained
+        on this version still holds them."""
+        gone = set(self.ids[self.split == "train"].tolist()) - set(later.ids.tolist()) - excluded
+        return self.select(isin_ids(self.ids, gone))
 
     def digest(self) -> str:
         """sha256 over the rows, so two manifests with the same content share a digest."""
